@@ -1,0 +1,266 @@
+/*
+ * forq.h — libforq, the client library of the forq task queue.
+ *
+ * The model is Python's concurrent.futures, over the network: submit a job to
+ * forqd, get a future back, resolve it later (from this process or any other,
+ * by job id). One forq_client may be shared by any number of threads; every
+ * call is thread-safe unless its contract says otherwise, and many requests
+ * travel in flight on the one connection, matched by request id.
+ *
+ * Conventions
+ *  - Every call that can fail returns int: 0 (FORQ_OK) on success or a
+ *    negative FORQ_ERR_* code. The same codes travel on the wire (PROTOCOL.md).
+ *  - forq_errmsg() gives a readable message for the last failed call made by
+ *    the calling thread (like dlerror()); forq_strerror() names a code.
+ *  - Out-parameters are cleared on entry. On failure the caller still owns
+ *    whatever it passed in. Every *_free(NULL) is a no-op.
+ *  - The library never exits, aborts or prints.
+ *  - timeout_ms arguments: < 0 waits without limit, 0 polls, > 0 waits at most
+ *    that many milliseconds.
+ */
+#ifndef FORQ_H
+#define FORQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Everything else in libforq is built with -fvisibility=hidden. */
+#define FORQ_API __attribute__((visibility("default")))
+
+#define FORQ_DEFAULT_ADDR "tcp://127.0.0.1:7340"
+#define FORQ_NAME_MAX     64 /* longest task or queue name, in bytes */
+
+/*
+ * Status codes. Never renumber: the values are part of the wire protocol.
+ * The snake_case name in the comment is what forq_errname() returns and what
+ * PROTOCOL.md lists.
+ */
+enum forq_err {
+    FORQ_OK = 0,
+    FORQ_ERR_SYSTEM = -1,        /* system: a system call failed; see errno */
+    FORQ_ERR_NOMEM = -2,         /* nomem: out of memory */
+    FORQ_ERR_INVALID = -3,       /* invalid: invalid argument to a library call */
+    FORQ_ERR_PROTOCOL = -4,      /* protocol: malformed frame; the connection closes */
+    FORQ_ERR_TOO_BIG = -5,       /* too_big: frame, payload or result over its limit */
+    FORQ_ERR_BAD_REQUEST = -6,   /* bad_request: missing field, wrong type, bad value */
+    FORQ_ERR_UNKNOWN_OP = -7,    /* unknown_op: the op is not known to this server */
+    FORQ_ERR_UNKNOWN_TASK = -8,  /* unknown_task: no task of that name is declared */
+    FORQ_ERR_NOT_FOUND = -9,     /* not_found: no job with that id */
+    FORQ_ERR_QUEUE_FULL = -10,   /* queue_full: the queue holds its maximum of jobs */
+    FORQ_ERR_TIMEOUT = -11,      /* timeout: the wait ended before the job did */
+    FORQ_ERR_CANCELLED = -12,    /* cancelled: the job was cancelled */
+    FORQ_ERR_TASK_FAILED = -13,  /* task_failed: the task reported a failure */
+    FORQ_ERR_WORKER_LOST = -14,  /* worker_lost: the worker died running the job */
+    FORQ_ERR_DISCONNECTED = -15, /* disconnected: the connection to forqd was lost */
+    FORQ_ERR_AUTH = -16,         /* auth: authentication required or refused */
+    FORQ_ERR_STORAGE = -17,      /* storage: the job store failed */
+    FORQ_ERR_STATE = -18,        /* state: not allowed in the job's current state */
+    FORQ_ERR_SHUTDOWN = -19,     /* shutdown: the server is shutting down */
+    FORQ_ERR_VERSION = -20,      /* version: protocol version not supported */
+    FORQ_ERR_LIMIT = -21,        /* limit: a server limit was reached */
+    FORQ_ERR_JOB_TIMEOUT = -22,  /* job_timeout: the job ran past its timeout_ms */
+    FORQ_ERR_MEMORY_LIMIT = -23, /* memory_limit: the job exceeded the worker memory limit */
+    FORQ_ERR_CONNECT = -24,      /* connect: could not connect to forqd */
+    FORQ_ERR__LAST = -24
+};
+
+/* Job states. The wire carries the lower-case name (forq_state_name()). */
+enum forq_state {
+    FORQ_STATE_SCHEDULED = 0, /* waiting for its delay to pass */
+    FORQ_STATE_QUEUED,        /* runnable, waiting for a worker */
+    FORQ_STATE_RUNNING,       /* in a worker */
+    FORQ_STATE_SUCCEEDED,     /* finished with a result */
+    FORQ_STATE_FAILED,        /* finished with an error code and message */
+    FORQ_STATE_CANCELLED,     /* cancelled before it ran */
+    FORQ_STATE__COUNT
+};
+
+/* Name of a code, e.g. "unknown_task"; "unknown" for codes not listed. Never NULL. */
+FORQ_API const char *forq_errname(int code);
+/* One-line English description of a code. Never NULL. */
+FORQ_API const char *forq_strerror(int code);
+/* Lower-case state name ("queued"...), "unknown" when out of range. Never NULL. */
+FORQ_API const char *forq_state_name(int state);
+/* Parse a state name; returns the state or -1. */
+FORQ_API int forq_state_parse(const char *name, size_t len);
+/* 1 if the state is final (succeeded, failed, cancelled), else 0. */
+FORQ_API int forq_state_is_final(int state);
+
+/*
+ * Detailed message for the last call of this thread that failed, e.g.
+ * "connect tcp://127.0.0.1:7340: Connection refused" or the server's text for
+ * a refused request. Valid until the thread's next libforq call. Never NULL.
+ */
+FORQ_API const char *forq_errmsg(void);
+
+/* ------------------------------------------------------------------ client */
+
+typedef struct forq_client forq_client;
+typedef struct forq_future forq_future;
+
+/*
+ * Connect to forqd at addr: "tcp://HOST:PORT" or "unix:///path/to/socket"
+ * (NULL means FORQ_DEFAULT_ADDR). Performs the HELLO handshake.
+ * Returns 0 and sets *out, or FORQ_ERR_INVALID (bad address), FORQ_ERR_CONNECT,
+ * FORQ_ERR_VERSION, FORQ_ERR_NOMEM. The caller frees *out with forq_client_free().
+ * If the connection drops later, calls in progress fail with
+ * FORQ_ERR_DISCONNECTED and the next call reconnects.
+ */
+FORQ_API int forq_connect(const char *addr, forq_client **out);
+
+/*
+ * Close the connection. Calls in progress on other threads fail promptly with
+ * FORQ_ERR_DISCONNECTED; later calls on the client fail with FORQ_ERR_INVALID.
+ * Futures stay valid (and keep what they already resolved) until freed.
+ */
+FORQ_API void forq_client_close(forq_client *c);
+
+/*
+ * Close (if needed) and release the caller's reference. Futures made from this
+ * client keep the memory alive until they are freed, so freeing the client
+ * before its futures is safe. No other thread may use c after this call.
+ */
+FORQ_API void forq_client_free(forq_client *c);
+
+/* Round trip to the server. 0, FORQ_ERR_DISCONNECTED, FORQ_ERR_INVALID. */
+FORQ_API int forq_ping(forq_client *c);
+
+/* ------------------------------------------------------------------ submit */
+
+/*
+ * Options of one submission. Start from FORQ_SUBMIT_OPTS_INIT (or pass NULL for
+ * all defaults). Fields the server does not implement yet are sent and
+ * accepted; see README "Job options" for what each one does today.
+ */
+struct forq_submit_opts {
+    const char *queue;      /* NULL: "default" */
+    int32_t priority;       /* lower runs first; default 0 */
+    uint64_t delay_ms;      /* run no earlier than now + delay */
+    uint64_t timeout_ms;    /* 0: no limit */
+    uint32_t max_retries;   /* default 0 */
+    const char *unique_key; /* NULL: none */
+};
+#define FORQ_SUBMIT_OPTS_INIT {NULL, 0, 0, 0, 0, NULL}
+
+/*
+ * Submit a job: the task's registered name and its payload (copied; may be
+ * NULL when len is 0). Returns once forqd has accepted the job, with *out set
+ * to its future (free with forq_future_free()).
+ * Errors: FORQ_ERR_UNKNOWN_TASK, FORQ_ERR_TOO_BIG, FORQ_ERR_BAD_REQUEST,
+ * FORQ_ERR_QUEUE_FULL, FORQ_ERR_LIMIT, FORQ_ERR_DISCONNECTED, FORQ_ERR_INVALID.
+ */
+FORQ_API int forq_submit(forq_client *c, const char *task, const void *payload, size_t len,
+                         const struct forq_submit_opts *opts, forq_future **out);
+
+/* ------------------------------------------------------------------ futures */
+
+/*
+ * A future for an existing job id, e.g. one printed by another process. No
+ * request is made; an unknown id shows up as FORQ_ERR_NOT_FOUND on first use.
+ */
+FORQ_API int forq_future_from_id(forq_client *c, uint64_t id, forq_future **out);
+
+/* The job id. Never fails. */
+FORQ_API uint64_t forq_future_id(const forq_future *f);
+
+/*
+ * Wait up to timeout_ms for the job to finish and return its outcome:
+ *  0                      succeeded; *data and *len (either may be NULL) give the
+ *                         result, owned by the future, valid until it is freed.
+ *  FORQ_ERR_TASK_FAILED, FORQ_ERR_WORKER_LOST, FORQ_ERR_CANCELLED,
+ *  FORQ_ERR_JOB_TIMEOUT, FORQ_ERR_MEMORY_LIMIT ...
+ *                         the job ended without a result; the job's own
+ *                         message is forq_future_error(f) (also forq_errmsg()).
+ *  FORQ_ERR_TIMEOUT       not finished yet; the job keeps running.
+ *  FORQ_ERR_NOT_FOUND, FORQ_ERR_DISCONNECTED, FORQ_ERR_INVALID.
+ * Once the job has finished, the outcome is cached and later calls make no request.
+ * Thread-safe; several threads may wait on one future.
+ */
+FORQ_API int forq_future_result(forq_future *f, int64_t timeout_ms, const void **data,
+                                size_t *len);
+
+/* The job's error message once it has failed, else NULL. Owned by the future. */
+FORQ_API const char *forq_future_error(const forq_future *f);
+
+/*
+ * Like Future.done(): 1 if the job has finished (any final state), 0 if not,
+ * or a negative code when the server could not be asked.
+ */
+FORQ_API int forq_future_done(forq_future *f);
+
+/*
+ * Like Future.cancel(): cancel the job if it has not started. 0 if it is now
+ * cancelled (also if it already was), FORQ_ERR_STATE if it is running or has
+ * finished, or another code.
+ */
+FORQ_API int forq_future_cancel(forq_future *f);
+
+/* Release the future. The job itself is not affected. */
+FORQ_API void forq_future_free(forq_future *f);
+
+/* ------------------------------------------------------------------ status */
+
+/* A snapshot of a job (STATUS). Strings are owned; clear with forq_job_info_clear(). */
+struct forq_job_info {
+    uint64_t id;
+    int state; /* enum forq_state */
+    char task[FORQ_NAME_MAX + 1];
+    char queue[FORQ_NAME_MAX + 1];
+    int32_t priority;
+    uint32_t attempts;
+    uint64_t created_us, started_us, finished_us; /* unix time in µs; 0 = not yet */
+    int32_t worker_pid;                           /* last worker; 0 = none yet */
+    uint64_t result_size;                         /* bytes of result, when succeeded */
+    int error_code;                               /* FORQ_ERR_* when failed/cancelled */
+    char *error_msg;                              /* NULL unless error_code != 0 */
+};
+
+/* Fetch a job's snapshot. 0, FORQ_ERR_NOT_FOUND, FORQ_ERR_DISCONNECTED... */
+FORQ_API int forq_status(forq_client *c, uint64_t id, struct forq_job_info *info);
+/* Free what forq_status() allocated inside info. */
+FORQ_API void forq_job_info_clear(struct forq_job_info *info);
+
+/* Cancel a job by id; same outcomes as forq_future_cancel(). */
+FORQ_API int forq_cancel(forq_client *c, uint64_t id);
+
+/* ------------------------------------------------------------------ stats */
+
+struct forq_queue_stats {
+    char name[FORQ_NAME_MAX + 1];
+    uint64_t queued, running;
+    uint64_t submitted, succeeded, failed, cancelled;
+};
+
+struct forq_worker_stats {
+    uint32_t slot;
+    int32_t pid;
+    char state[16]; /* "idle", "busy" or "starting" */
+    uint64_t job;   /* id of the job it runs; 0 when idle */
+    uint64_t jobs_done;
+    uint64_t restarts;
+};
+
+struct forq_stats {
+    char server[64]; /* "forqd 0.1.0" */
+    uint64_t uptime_ms;
+    uint64_t connections;
+    uint64_t queued, running;
+    uint64_t submitted, succeeded, failed, cancelled;
+    size_t nqueues;
+    struct forq_queue_stats *queues;
+    size_t nworkers;
+    struct forq_worker_stats *workers;
+};
+
+/* Fetch server statistics into *out (free with forq_stats_free()). */
+FORQ_API int forq_stats(forq_client *c, struct forq_stats **out);
+FORQ_API void forq_stats_free(struct forq_stats *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FORQ_H */

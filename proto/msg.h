@@ -1,0 +1,213 @@
+/*
+ * msg.h — forq's messages: typed C structs for every request and response,
+ * their msgpack encoding and a strict decoder. PROTOCOL.md is the prose
+ * version of this file.
+ *
+ * One table per message (in msg.c) lists its keys, their types, limits and
+ * whether they are required; the same table drives encoding and decoding, so
+ * the two cannot drift apart. Decoding checks structure first (mpscan), then
+ * unpacks with msgpack-c into a reusable zone and copies typed values out.
+ *
+ * Pure functions; no I/O and no globals. A decoder is not thread-safe: use one
+ * per thread.
+ */
+#ifndef FORQ_MSG_H
+#define FORQ_MSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+/*
+ * Protocol version, exchanged in HELLO. Bump it only for changes that break
+ * existing peers: a removed or retyped field, a new required field, a changed
+ * meaning. New ops and new optional fields do not bump it: unknown keys are
+ * ignored and unknown ops are answered with unknown_op.
+ */
+#define MSG_PROTO_VERSION 1
+
+#define MSG_MAX_DEPTH      8     /* containers nested deeper are a protocol error */
+#define MSG_MAX_ITEMS      65536 /* elements per message, all containers together */
+#define MSG_KEY_MAX        256   /* unique_key, token, client name: bytes */
+#define MSG_MS_MAX         ((uint64_t)1 << 40) /* ~35 years: delays and timeouts */
+
+enum msg_op {
+    MSG_OP_HELLO = 0,
+    MSG_OP_PING,
+    MSG_OP_SUBMIT,
+    MSG_OP_WAIT,
+    MSG_OP_STATUS,
+    MSG_OP_CANCEL,
+    MSG_OP_STATS,
+    MSG_OP__COUNT
+};
+
+/* Wire name of an op ("submit"), or NULL when out of range. */
+const char *msg_op_name(int op);
+
+/* A borrowed byte string: not NUL-terminated, owned by whoever owns the frame. */
+struct msg_str {
+    const char *ptr;
+    size_t len;
+};
+
+/* ------------------------------------------------------------------ requests */
+
+struct msg_hello {
+    uint32_t version;     /* required: the client's MSG_PROTO_VERSION */
+    struct msg_str token; /* optional */
+    struct msg_str client;/* optional: a name for logs */
+};
+
+struct msg_submit {
+    struct msg_str task;       /* required name */
+    struct msg_str payload;    /* required bytes (bin or str on the wire) */
+    struct msg_str queue;      /* name; empty = "default" */
+    int32_t priority;          /* lower first; default 0 */
+    uint64_t delay_ms;         /* default 0 */
+    uint64_t timeout_ms;       /* default 0 = none */
+    uint32_t max_retries;      /* default 0 */
+    struct msg_str unique_key; /* empty = none */
+};
+
+struct msg_wait {
+    uint64_t id;
+    int64_t timeout_ms; /* -1 (absent on the wire) = no limit; 0 = answer now */
+};
+
+struct msg_jobref {
+    uint64_t id;
+};
+
+struct msg_request {
+    int op; /* enum msg_op */
+    uint64_t rid;
+    union {
+        struct msg_hello hello;
+        struct msg_submit submit;
+        struct msg_wait wait;
+        struct msg_jobref status;
+        struct msg_jobref cancel;
+    } u;
+};
+
+/* ------------------------------------------------------------------ responses */
+
+struct msg_error {
+    int32_t code; /* FORQ_ERR_*; 0 = no error */
+    struct msg_str msg;
+};
+
+struct msg_hello_ok {
+    uint32_t version;
+    struct msg_str server;
+    uint64_t max_frame; /* largest frame body the server accepts */
+};
+
+/* A job snapshot: the answer to WAIT, STATUS and CANCEL. */
+struct msg_job {
+    uint64_t id;
+    int32_t state; /* enum forq_state */
+    struct msg_str task, queue;
+    int32_t priority;
+    uint32_t attempts;
+    uint64_t created_us, started_us, finished_us;
+    int32_t worker_pid;
+    uint64_t result_size;
+    struct msg_str result;  /* WAIT answers only, when succeeded */
+    struct msg_error error; /* when failed or cancelled */
+};
+
+struct msg_queue_stats {
+    struct msg_str name;
+    uint64_t queued, running, submitted, succeeded, failed, cancelled;
+};
+
+struct msg_worker_stats {
+    uint32_t slot;
+    int32_t pid;
+    struct msg_str state;
+    uint64_t job, jobs_done, restarts;
+};
+
+struct msg_stats {
+    struct msg_str server;
+    uint64_t uptime_ms, connections;
+    uint64_t queued, running, submitted, succeeded, failed, cancelled;
+    size_t nqueues;
+    struct msg_queue_stats *queues;
+    size_t nworkers;
+    struct msg_worker_stats *workers;
+};
+
+/*
+ * A response. Exactly one of the parts is meaningful: err when err.code != 0,
+ * otherwise the part that belongs to the request's op (none for PING).
+ */
+struct msg_response {
+    uint64_t rid;
+    struct msg_error err;
+    struct msg_hello_ok hello; /* HELLO */
+    uint64_t id;               /* SUBMIT */
+    struct msg_job job;        /* WAIT, STATUS, CANCEL */
+    struct msg_stats stats;    /* STATS */
+};
+
+/* ------------------------------------------------------------------ decoding */
+
+struct msg_decoder {
+    msgpack_zone zone; /* holds msgpack objects and decoded arrays; reset per decode */
+    char why[256];     /* what was wrong with the last message that failed */
+};
+
+/* Returns 0 or FORQ_ERR_NOMEM. */
+int msg_decoder_init(struct msg_decoder *d);
+void msg_decoder_fini(struct msg_decoder *d);
+
+/*
+ * Decode one frame body into *req (cleared first). Strings in *req point into
+ * body or into d, valid until the next decode on d or until body is freed.
+ * Returns:
+ *   0                     a valid request;
+ *   FORQ_ERR_PROTOCOL     not one well-formed msgpack map within the limits:
+ *                         the stream cannot be trusted, close the connection;
+ *   FORQ_ERR_UNKNOWN_OP   a map with an op this version does not know;
+ *   FORQ_ERR_BAD_REQUEST  a missing field, a wrong type or a value out of range.
+ * On failure d->why says what was wrong, and req->rid is set when the message
+ * carried a readable rid (so the error can be matched to the request).
+ */
+int msg_decode_request(struct msg_decoder *d, const uint8_t *body, size_t len,
+                       struct msg_request *req);
+
+/*
+ * Decode the body of a response to a request of the given op. Same rules and
+ * codes as msg_decode_request (FORQ_ERR_BAD_REQUEST here means the server sent
+ * something this client cannot read).
+ */
+int msg_decode_response(struct msg_decoder *d, int op, const uint8_t *body, size_t len,
+                        struct msg_response *resp);
+
+/*
+ * Read a message's rid without decoding the rest. Returns 0, FORQ_ERR_PROTOCOL
+ * (malformed) or FORQ_ERR_NOT_FOUND (no rid).
+ */
+int msg_peek_rid(const uint8_t *body, size_t len, uint64_t *rid);
+
+/* ------------------------------------------------------------------ encoding */
+
+/*
+ * Each encoder appends one complete frame (4-byte length + body) to sb.
+ * Returns 0, FORQ_ERR_NOMEM, or FORQ_ERR_INVALID (an op out of range or a
+ * value the protocol cannot carry). On failure sb keeps its previous content.
+ */
+int msg_encode_request(msgpack_sbuffer *sb, const struct msg_request *req);
+int msg_encode_response(msgpack_sbuffer *sb, int op, const struct msg_response *resp);
+/* Shorthand for an error response: {rid, err: {code, msg}}. */
+int msg_encode_error(msgpack_sbuffer *sb, uint64_t rid, int code, const char *msg);
+
+/* Helpers: wrap a C string; compare a msg_str with a C string. */
+struct msg_str msg_str_c(const char *s);
+int msg_str_eq(struct msg_str s, const char *c);
+
+#endif /* FORQ_MSG_H */
