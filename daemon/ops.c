@@ -1,1 +1,249 @@
-/* placeholder: being written */
+/*
+ * ops.c — the op table and one handler per op (loop thread).
+ *
+ * Decoding (proto/msg.c) has already checked every field's presence, type and
+ * range by the op's table, so each handler holds only its op's meaning.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "conn.h"
+#include "forq.h"
+#include "job.h"
+#include "log.h"
+#include "msg.h"
+#include "ops.h"
+#include "jobs.h"
+#include "server.h"
+
+#define OPS_WHY_MAX 256
+
+typedef void (*ops_fn)(struct conn *c, const struct msg_request *req);
+
+/* Checks common to several ops (auth, draining) will sit next to fn as flags. */
+struct ops_entry {
+    ops_fn fn;
+};
+
+/* Fill a job snapshot; the result bytes only for WAIT answers. */
+static void
+ops_snapshot(struct server *srv, const struct job *job, int with_result, struct msg_job *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->id = job->id;
+    out->state = job->state;
+    out->task = msg_str_c(jobs_task_name(srv->jobs, job));
+    out->queue = msg_str_c(jobs_queue_name(job));
+    out->priority = job->priority;
+    out->attempts = job->attempts;
+    out->created_us = job->created_us;
+    out->started_us = job->started_us;
+    out->finished_us = job->finished_us;
+    out->worker_pid = job->worker_pid;
+    if (job->state == FORQ_STATE_SUCCEEDED) {
+        out->result_size = job->result_len;
+        if (with_result) {
+            out->result.ptr = (const char *)job->result;
+            out->result.len = job->result_len;
+        }
+    }
+    if (job->err_code != 0) {
+        out->error.code = job->err_code;
+        out->error.msg = msg_str_c(job->err_msg);
+    }
+}
+
+static void
+ops_reply_job(struct conn *c, int op, uint64_t rid, const struct job *job, int with_result)
+{
+    struct msg_response resp = {0};
+
+    resp.rid = rid;
+    ops_snapshot(c->srv, job, with_result, &resp.job);
+    conn_reply(c, op, &resp);
+}
+
+static void
+ops_hello(struct conn *c, const struct msg_request *req)
+{
+    struct msg_response resp = {0};
+    char why[OPS_WHY_MAX];
+
+    if (req->u.hello.version != MSG_PROTO_VERSION) {
+        snprintf(why, sizeof(why), "this server speaks protocol version %d, not %u",
+                 MSG_PROTO_VERSION, req->u.hello.version);
+        conn_reply_err(c, req->rid, FORQ_ERR_VERSION, why);
+        return;
+    }
+    resp.rid = req->rid;
+    resp.hello.version = MSG_PROTO_VERSION;
+    resp.hello.server = msg_str_c("forqd " FORQ_VERSION_STRING);
+    resp.hello.max_frame = c->srv->cfg->max_frame;
+    conn_reply(c, MSG_OP_HELLO, &resp);
+}
+
+static void
+ops_ping(struct conn *c, const struct msg_request *req)
+{
+    struct msg_response resp = {0};
+
+    resp.rid = req->rid;
+    conn_reply(c, MSG_OP_PING, &resp);
+}
+
+static void
+ops_submit(struct conn *c, const struct msg_request *req)
+{
+    struct msg_response resp = {0};
+    char why[OPS_WHY_MAX] = "";
+    int e;
+
+    if ((e = jobs_submit(c->srv->jobs, &req->u.submit, &resp.id, why, sizeof(why))) != 0) {
+        conn_reply_err(c, req->rid, e, why[0] ? why : NULL);
+        return;
+    }
+    resp.rid = req->rid;
+    conn_reply(c, MSG_OP_SUBMIT, &resp);
+}
+
+static void
+ops_not_found(struct conn *c, uint64_t rid, uint64_t id)
+{
+    char why[OPS_WHY_MAX];
+
+    snprintf(why, sizeof(why), "no job %llu (never submitted, or its result expired)",
+             (unsigned long long)id);
+    conn_reply_err(c, rid, FORQ_ERR_NOT_FOUND, why);
+}
+
+/* A parked WAIT ends: the job finished, or the wait's time ran out. */
+static void
+ops_wait_done(void *arg, struct jobs_waiter *w, const struct job *job, int code)
+{
+    struct conn *c = arg;
+    char why[OPS_WHY_MAX];
+
+    conn_untrack_wait(c, w);
+    if (code != 0) {
+        snprintf(why, sizeof(why), "job %llu is still %s", (unsigned long long)job->id,
+                 forq_state_name(job->state));
+        conn_reply_err(c, w->rid, code, why);
+        return;
+    }
+    ops_reply_job(c, MSG_OP_WAIT, w->rid, job, 1);
+}
+
+static void
+ops_wait(struct conn *c, const struct msg_request *req)
+{
+    const struct msg_wait *m = &req->u.wait;
+    const struct job *job = jobs_job(c->srv->jobs, m->id);
+    struct jobs_waiter *w;
+    char why[OPS_WHY_MAX];
+    int e;
+
+    if (job == NULL) {
+        ops_not_found(c, req->rid, m->id);
+        return;
+    }
+    if (forq_state_is_final(job->state)) {
+        ops_reply_job(c, MSG_OP_WAIT, req->rid, job, 1);
+        return;
+    }
+    if (m->timeout_ms == 0) {
+        snprintf(why, sizeof(why), "job %llu is still %s", (unsigned long long)m->id,
+                 forq_state_name(job->state));
+        conn_reply_err(c, req->rid, FORQ_ERR_TIMEOUT, why);
+        return;
+    }
+    e = jobs_wait(c->srv->jobs, m->id, m->timeout_ms, ops_wait_done, c, req->rid, &w);
+    if (e != 0) {
+        conn_reply_err(c, req->rid, e, NULL);
+        return;
+    }
+    conn_track_wait(c, w);
+}
+
+static void
+ops_status(struct conn *c, const struct msg_request *req)
+{
+    const struct job *job = jobs_job(c->srv->jobs, req->u.status.id);
+
+    if (job == NULL) {
+        ops_not_found(c, req->rid, req->u.status.id);
+        return;
+    }
+    ops_reply_job(c, MSG_OP_STATUS, req->rid, job, 0);
+}
+
+static void
+ops_cancel(struct conn *c, const struct msg_request *req)
+{
+    const struct job *job;
+    char why[OPS_WHY_MAX] = "";
+    int e;
+
+    e = jobs_cancel(c->srv->jobs, req->u.cancel.id, &job, why, sizeof(why));
+    if (e == FORQ_ERR_NOT_FOUND) {
+        ops_not_found(c, req->rid, req->u.cancel.id);
+        return;
+    }
+    if (e != 0) {
+        conn_reply_err(c, req->rid, e, why[0] ? why : NULL);
+        return;
+    }
+    ops_reply_job(c, MSG_OP_CANCEL, req->rid, job, 0);
+}
+
+static void
+ops_stats(struct conn *c, const struct msg_request *req)
+{
+    struct msg_response resp = {0};
+    int e;
+
+    if ((e = jobs_stats(c->srv->jobs, &resp.stats)) != 0) {
+        conn_reply_err(c, req->rid, e, NULL);
+        return;
+    }
+    resp.rid = req->rid;
+    resp.stats.server = msg_str_c("forqd " FORQ_VERSION_STRING);
+    resp.stats.uptime_ms = (job_now_us() - c->srv->started_us) / 1000;
+    resp.stats.connections = c->srv->nconns;
+    conn_reply(c, MSG_OP_STATS, &resp);
+    jobs_stats_free(&resp.stats);
+}
+
+static const struct ops_entry ops_table[MSG_OP__COUNT] = {
+    [MSG_OP_HELLO] = {ops_hello},
+    [MSG_OP_PING] = {ops_ping},
+    [MSG_OP_SUBMIT] = {ops_submit},
+    [MSG_OP_WAIT] = {ops_wait},
+    [MSG_OP_STATUS] = {ops_status},
+    [MSG_OP_CANCEL] = {ops_cancel},
+    [MSG_OP_STATS] = {ops_stats},
+};
+
+void
+ops_dispatch(struct conn *c, const uint8_t *body, size_t len)
+{
+    struct msg_decoder *d = &c->srv->decoder;
+    struct msg_request req;
+    int e;
+
+    e = msg_decode_request(d, body, len, &req);
+    if (e == FORQ_ERR_PROTOCOL || e == FORQ_ERR_NOMEM) {
+        /* The stream cannot be trusted any more: answer, then hang up. */
+        log_info("connection %llu (%s): %s; closing it", (unsigned long long)c->id, c->peer,
+                 d->why);
+        conn_reply_err(c, 0, e, d->why);
+        conn_close(c, d->why);
+        return;
+    }
+    if (e != 0) {
+        log_debug("connection %llu: refused request %llu: %s", (unsigned long long)c->id,
+                  (unsigned long long)req.rid, d->why);
+        conn_reply_err(c, req.rid, e, d->why);
+        return;
+    }
+    ops_table[req.op].fn(c, &req);
+}

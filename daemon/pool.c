@@ -1,1 +1,452 @@
-/* placeholder: being written */
+/*
+ * pool.c — forks workers, hands jobs to their slots, harvests outcomes and
+ * replaces dead workers. Runs on the loop thread; the children run worker.c.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/pidfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "forq.h"
+#include "job.h"
+#include "log.h"
+#include "pool.h"
+#include "slot.h"
+#include "worker.h"
+
+#define POOL_QUICK_DEATH_US   1000000 /* a worker dying sooner than this ... */
+#define POOL_RESPAWN_BASE_MS  100     /* ... is replaced after a growing delay */
+#define POOL_RESPAWN_MAX_MS   10000
+#define POOL_STOP_GRACE_MS    2000    /* how long pool_free waits before SIGKILL */
+
+struct pool_worker {
+    struct pool *pool;
+    unsigned idx;
+    struct slot *slot; /* MAP_SHARED, survives the worker */
+    size_t map_len;
+    int done_fd;       /* eventfd: worker -> loop "a job is done" */
+    struct event *done_ev;
+
+    pid_t pid;         /* 0 when no process is running */
+    int pidfd;         /* -1 when pid == 0 */
+    struct event *exit_ev;
+    struct event *respawn_ev;
+    uint64_t spawned_us;
+    unsigned quick_deaths; /* consecutive deaths soon after spawning */
+
+    int busy;          /* a job is in the slot and not harvested */
+    void *cookie;
+    uint64_t job_id;
+    uint64_t jobs_done, restarts;
+};
+
+struct pool {
+    struct event_base *base;
+    struct pool_config cfg;
+    const struct task_table *tasks;
+    const struct pool_ops *ops;
+    void *arg;
+    struct pool_worker *workers;
+    unsigned *idle; /* stack of idle worker indexes; LIFO keeps warm workers busy */
+    unsigned nidle;
+    int stopping;
+};
+
+static int pool_spawn(struct pool_worker *w);
+
+static void
+pool_idle_push(struct pool *p, struct pool_worker *w)
+{
+    p->idle[p->nidle++] = w->idx;
+}
+
+static void
+pool_idle_drop(struct pool *p, struct pool_worker *w)
+{
+    for (unsigned i = 0; i < p->nidle; i++) {
+        if (p->idle[i] == w->idx) {
+            p->idle[i] = p->idle[--p->nidle];
+            return;
+        }
+    }
+}
+
+/* Deliver the outcome in a DONE slot and make the worker idle again. */
+static void
+pool_harvest(struct pool_worker *w)
+{
+    struct pool *p = w->pool;
+    struct slot *s = w->slot;
+    size_t len = s->result_len <= s->result_cap ? s->result_len : s->result_cap;
+    void *cookie = w->cookie;
+
+    s->errmsg[sizeof(s->errmsg) - 1] = '\0';
+    w->busy = 0;
+    w->cookie = NULL;
+    w->job_id = 0;
+    w->jobs_done++;
+    p->ops->done(p->arg, cookie, s->status, slot_result(s), len, s->errmsg);
+}
+
+static void
+pool_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct pool_worker *w = arg;
+    enum slot_state st;
+    eventfd_t n;
+
+    (void)what;
+    if (eventfd_read(fd, &n) != 0 || !w->busy || w->pid == 0)
+        return;
+    if (slot_get_state(w->slot, &st) != 0 || st != SLOT_DONE)
+        return; /* a dead worker: the pidfd callback deals with it */
+    pool_harvest(w);
+    if (slot_set_state(w->slot, SLOT_IDLE) != 0)
+        return;
+    pool_idle_push(w->pool, w);
+    w->pool->ops->idle(w->pool->arg);
+}
+
+/* Describe how a process ended, e.g. "killed by signal 9 (Killed)". */
+static void
+pool_describe_exit(pid_t pid, char *buf, size_t len)
+{
+    int status;
+
+    if (waitpid(pid, &status, WNOHANG) != pid)
+        snprintf(buf, len, "exited (status unknown)");
+    else if (WIFSIGNALED(status))
+        snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)));
+    else if (WIFEXITED(status))
+        snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
+    else
+        snprintf(buf, len, "stopped unexpectedly");
+}
+
+static void
+pool_respawn_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct pool_worker *w = arg;
+
+    (void)fd;
+    (void)what;
+    if (w->pool->stopping || w->pid != 0)
+        return;
+    if (pool_spawn(w) != 0) {
+        struct timeval tv = {1, 0};
+
+        log_err("cannot replace worker %u: %s; retrying in 1 s", w->idx, strerror(errno));
+        evtimer_add(w->respawn_ev, &tv);
+        return;
+    }
+    w->pool->ops->idle(w->pool->arg);
+}
+
+/* Schedule a replacement: at once, or later when workers keep dying young. */
+static void
+pool_schedule_respawn(struct pool_worker *w, int died_young)
+{
+    struct timeval tv = {0, 0};
+    unsigned ms;
+
+    w->quick_deaths = died_young ? w->quick_deaths + 1 : 0;
+    if (w->quick_deaths > 0) {
+        ms = POOL_RESPAWN_BASE_MS << (w->quick_deaths < 8 ? w->quick_deaths - 1 : 7);
+        if (ms > POOL_RESPAWN_MAX_MS)
+            ms = POOL_RESPAWN_MAX_MS;
+        tv.tv_sec = ms / 1000;
+        tv.tv_usec = (ms % 1000) * 1000;
+        log_warn("worker slot %u keeps dying right after start; next try in %u ms", w->idx, ms);
+    }
+    evtimer_add(w->respawn_ev, &tv);
+}
+
+static void
+pool_exit_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct pool_worker *w = arg;
+    struct pool *p = w->pool;
+    enum slot_state st = SLOT_IDLE;
+    pid_t pid = w->pid;
+    char why[128];
+    int died_young;
+
+    (void)fd;
+    (void)what;
+    pool_describe_exit(pid, why, sizeof(why));
+    event_free(w->exit_ev);
+    w->exit_ev = NULL;
+    close(w->pidfd);
+    w->pidfd = -1;
+    w->pid = 0;
+    w->restarts++;
+    died_young = job_now_us() - w->spawned_us < POOL_QUICK_DEATH_US;
+    pool_idle_drop(p, w);
+
+    if (w->busy) {
+        (void)slot_get_state(w->slot, &st); /* the owner may have died holding it */
+        if (st == SLOT_DONE) {
+            pool_harvest(w); /* it finished the job, then died */
+        } else {
+            void *cookie = w->cookie;
+            uint64_t id = w->job_id;
+
+            w->busy = 0;
+            w->cookie = NULL;
+            w->job_id = 0;
+            died_young = 0; /* a job killed it, not its start-up */
+            log_warn("worker %d (slot %u) %s while running job %llu; replacing it", (int)pid,
+                     w->idx, why, (unsigned long long)id);
+            p->ops->lost(p->arg, cookie, st == SLOT_RUNNING, why);
+        }
+    } else if (!p->stopping) {
+        log_warn("worker %d (slot %u) %s while idle; replacing it", (int)pid, w->idx, why);
+    }
+    /* The dead process may have left the mutex, the condition or a count behind. */
+    (void)slot_init(w->slot, p->cfg.payload_cap, p->cfg.result_cap);
+    {
+        eventfd_t n;
+
+        (void)eventfd_read(w->done_fd, &n);
+    }
+    if (!p->stopping)
+        pool_schedule_respawn(w, died_young);
+}
+
+/* Fork a worker for slot w. Returns 0 or FORQ_ERR_SYSTEM (errno set). */
+static int
+pool_spawn(struct pool_worker *w)
+{
+    struct pool *p = w->pool;
+    pid_t parent = getpid(), pid;
+    int pidfd, saved;
+
+    if ((pid = fork()) < 0)
+        return FORQ_ERR_SYSTEM;
+    if (pid == 0) {
+        /* A task must not be able to scribble on its siblings' slots. */
+        for (unsigned i = 0; i < p->cfg.workers; i++)
+            if (i != w->idx)
+                munmap(p->workers[i].slot, p->workers[i].map_len);
+        worker_run(w->slot, w->done_fd, parent, p->tasks);
+    }
+    if ((pidfd = pidfd_open(pid, 0)) < 0 ||
+        (w->exit_ev = event_new(p->base, pidfd, EV_READ, pool_exit_cb, w)) == NULL ||
+        event_add(w->exit_ev, NULL) != 0) {
+        saved = errno;
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        if (w->exit_ev != NULL)
+            event_free(w->exit_ev);
+        w->exit_ev = NULL;
+        if (pidfd >= 0)
+            close(pidfd);
+        errno = saved;
+        return FORQ_ERR_SYSTEM;
+    }
+    w->pid = pid;
+    w->pidfd = pidfd;
+    w->spawned_us = job_now_us();
+    pool_idle_push(p, w);
+    log_debug("worker %d started in slot %u", (int)pid, w->idx);
+    return 0;
+}
+
+/* Map the slot and create the eventfd and events of worker i. */
+static int
+pool_worker_init(struct pool *p, unsigned i)
+{
+    struct pool_worker *w = &p->workers[i];
+    void *m;
+
+    w->pool = p;
+    w->idx = i;
+    w->map_len = slot_size(p->cfg.payload_cap, p->cfg.result_cap);
+    m = mmap(NULL, w->map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return FORQ_ERR_SYSTEM;
+    w->slot = m;
+    if (slot_init(w->slot, p->cfg.payload_cap, p->cfg.result_cap) != 0 ||
+        (w->done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
+        return FORQ_ERR_SYSTEM;
+    w->done_ev = event_new(p->base, w->done_fd, EV_READ | EV_PERSIST, pool_done_cb, w);
+    w->respawn_ev = evtimer_new(p->base, pool_respawn_cb, w);
+    if (w->done_ev == NULL || w->respawn_ev == NULL || event_add(w->done_ev, NULL) != 0)
+        return FORQ_ERR_NOMEM;
+    return 0;
+}
+
+int
+pool_new(struct event_base *base, const struct pool_config *cfg,
+         const struct task_table *tasks, const struct pool_ops *ops, void *arg,
+         struct pool **out)
+{
+    struct pool *p;
+    unsigned i;
+    int e;
+
+    *out = NULL;
+    if (cfg->workers == 0 || cfg->payload_cap > UINT32_MAX || cfg->result_cap > UINT32_MAX)
+        return FORQ_ERR_INVALID;
+    if ((p = calloc(1, sizeof(*p))) == NULL)
+        return FORQ_ERR_NOMEM;
+    p->base = base;
+    p->cfg = *cfg;
+    p->tasks = tasks;
+    p->ops = ops;
+    p->arg = arg;
+    p->workers = calloc(cfg->workers, sizeof(*p->workers));
+    p->idle = calloc(cfg->workers, sizeof(*p->idle));
+    if (p->workers == NULL || p->idle == NULL) {
+        e = FORQ_ERR_NOMEM;
+        goto fail;
+    }
+    for (i = 0; i < cfg->workers; i++)
+        p->workers[i].pidfd = p->workers[i].done_fd = -1; /* pool_free may see any of them */
+    for (i = 0; i < cfg->workers; i++)
+        if ((e = pool_worker_init(p, i)) != 0)
+            goto fail;
+    /* All slots exist before the first fork, so every child can unmap the others. */
+    for (i = 0; i < cfg->workers; i++)
+        if ((e = pool_spawn(&p->workers[i])) != 0)
+            goto fail;
+    *out = p;
+    return 0;
+fail:
+    pool_free(p);
+    return e;
+}
+
+unsigned
+pool_idle(const struct pool *p)
+{
+    return p->nidle;
+}
+
+int
+pool_run(struct pool *p, uint64_t job_id, int task, const void *payload, size_t len,
+         void *cookie, pid_t *pid)
+{
+    struct pool_worker *w;
+    int e;
+
+    *pid = 0;
+    if (p->nidle == 0)
+        return FORQ_ERR_LIMIT;
+    if (len > p->cfg.payload_cap)
+        return FORQ_ERR_TOO_BIG;
+    w = &p->workers[p->idle[p->nidle - 1]];
+    if (len > 0)
+        memcpy(slot_payload(w->slot), payload, len);
+    w->slot->job_id = job_id;
+    w->slot->task = task;
+    w->slot->payload_len = (uint32_t)len;
+    e = slot_set_state(w->slot, SLOT_ASSIGNED);
+    if (e == FORQ_ERR_SYSTEM)
+        return e;
+    /*
+     * FORQ_ERR_WORKER_LOST means the worker died holding the lock; its pidfd
+     * fires soon and reports this job as never started, so it runs elsewhere.
+     */
+    p->nidle--;
+    w->busy = 1;
+    w->cookie = cookie;
+    w->job_id = job_id;
+    *pid = w->pid;
+    return 0;
+}
+
+size_t
+pool_size(const struct pool *p)
+{
+    return p->cfg.workers;
+}
+
+void
+pool_info(const struct pool *p, size_t i, struct pool_worker_info *out)
+{
+    const struct pool_worker *w = &p->workers[i];
+
+    out->slot = w->idx;
+    out->pid = w->pid;
+    out->state = w->pid == 0 ? "starting" : w->busy ? "busy" : "idle";
+    out->job = w->job_id;
+    out->jobs_done = w->jobs_done;
+    out->restarts = w->restarts;
+}
+
+/* Wait up to ms for the workers' pidfds to become readable (exited). */
+static void
+pool_wait_exits(struct pool *p, int ms)
+{
+    struct pollfd *fds = calloc(p->cfg.workers, sizeof(*fds));
+    unsigned i, n = 0;
+
+    if (fds == NULL)
+        return;
+    for (i = 0; i < p->cfg.workers; i++)
+        if (p->workers[i].pidfd >= 0)
+            fds[n++] = (struct pollfd){.fd = p->workers[i].pidfd, .events = POLLIN};
+    while (n > 0 && poll(fds, n, ms) > 0) {
+        unsigned k = 0;
+
+        for (i = 0; i < n; i++)
+            if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                fds[k++] = fds[i];
+        n = k;
+    }
+    free(fds);
+}
+
+void
+pool_free(struct pool *p)
+{
+    unsigned i;
+
+    if (p == NULL)
+        return;
+    p->stopping = 1;
+    for (i = 0; p->workers != NULL && i < p->cfg.workers; i++) {
+        struct pool_worker *w = &p->workers[i];
+
+        if (w->pid == 0)
+            continue;
+        if (w->busy || slot_set_state(w->slot, SLOT_EXIT) != 0)
+            kill(w->pid, SIGKILL);
+    }
+    if (p->workers != NULL)
+        pool_wait_exits(p, POOL_STOP_GRACE_MS);
+    for (i = 0; p->workers != NULL && i < p->cfg.workers; i++) {
+        struct pool_worker *w = &p->workers[i];
+
+        if (w->pid != 0) {
+            kill(w->pid, SIGKILL); /* no-op for those that already exited */
+            waitpid(w->pid, NULL, 0);
+        }
+        if (w->exit_ev != NULL)
+            event_free(w->exit_ev);
+        if (w->done_ev != NULL)
+            event_free(w->done_ev);
+        if (w->respawn_ev != NULL)
+            event_free(w->respawn_ev);
+        if (w->pidfd >= 0)
+            close(w->pidfd);
+        if (w->done_fd >= 0)
+            close(w->done_fd);
+        if (w->slot != NULL)
+            munmap(w->slot, w->map_len);
+    }
+    free(p->workers);
+    free(p->idle);
+    free(p);
+}

@@ -1,1 +1,394 @@
-/* placeholder: being written */
+/*
+ * server.c — the event loop's set-up and teardown: event base, listeners
+ * (TCP and unix), accepting, signals, and the deferred freeing of closed
+ * connections. Runs on the main thread, which is the loop thread.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+
+#include "conn.h"
+#include "forq.h"
+#include "job.h"
+#include "log.h"
+#include "jobs.h"
+#include "server.h"
+
+#define SERVER_BACKLOG 1024
+
+/* ------------------------------------------------------------------ connections */
+
+static void
+server_reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *srv = arg;
+    struct conn *c;
+
+    (void)fd;
+    (void)what;
+    while ((c = TAILQ_FIRST(&srv->reap)) != NULL) {
+        TAILQ_REMOVE(&srv->reap, c, link);
+        conn_free(c);
+    }
+}
+
+void
+server_reap_later(struct server *srv, struct conn *c)
+{
+    if (c->reaped)
+        return;
+    c->reaped = 1;
+    TAILQ_REMOVE(&srv->conns, c, link);
+    srv->nconns--;
+    TAILQ_INSERT_TAIL(&srv->reap, c, link);
+    event_active(srv->reap_ev, 0, 0);
+}
+
+static void
+server_peer_name(const struct sockaddr *sa, char *buf, size_t len)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        snprintf(buf, len, "%s:%u", host, ntohs(in->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        snprintf(buf, len, "[%s]:%u", host, ntohs(in6->sin6_port));
+    } else {
+        snprintf(buf, len, "unix");
+    }
+}
+
+/* Refuse a connection over the limit with a readable error frame, then close. */
+static void
+server_refuse(struct server *srv, evutil_socket_t fd)
+{
+    msgpack_sbuffer *sb = &srv->out;
+
+    if (msg_encode_error(sb, 0, FORQ_ERR_LIMIT, "too many connections") == 0)
+        (void)!send(fd, sb->data, sb->size, MSG_NOSIGNAL | MSG_DONTWAIT);
+    sb->size = 0;
+    close(fd);
+}
+
+static void
+server_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int len,
+                 void *arg)
+{
+    struct server *srv = arg;
+    struct conn *c;
+    char peer[96];
+
+    (void)lev;
+    (void)len;
+    if (srv->nconns >= srv->cfg->max_connections) {
+        log_warn("refusing a connection: %zu connections open (max-connections)", srv->nconns);
+        server_refuse(srv, fd);
+        return;
+    }
+    server_peer_name(sa, peer, sizeof(peer));
+    if (conn_new(srv, fd, peer, &c) != 0)
+        log_err("cannot set up a connection from %s: out of memory", peer);
+}
+
+static void
+server_accept_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *srv = arg;
+
+    (void)fd;
+    (void)what;
+    for (size_t i = 0; i < srv->nlisteners; i++)
+        evconnlistener_enable(srv->listeners[i].lev);
+}
+
+/* accept(2) failed, e.g. out of descriptors: pause accepting instead of spinning. */
+static void
+server_accept_error_cb(struct evconnlistener *lev, void *arg)
+{
+    struct server *srv = arg;
+    struct timeval tv = {0, 100000};
+    int err = EVUTIL_SOCKET_ERROR();
+
+    (void)lev;
+    log_warn("accept: %s; pausing for 100 ms", evutil_socket_error_to_string(err));
+    for (size_t i = 0; i < srv->nlisteners; i++)
+        evconnlistener_disable(srv->listeners[i].lev);
+    evtimer_add(srv->accept_retry_ev, &tv);
+}
+
+/* ------------------------------------------------------------------ listeners */
+
+static struct evconnlistener *
+server_bind(struct server *srv, const struct sockaddr *sa, socklen_t len)
+{
+    struct evconnlistener *lev;
+
+    lev = evconnlistener_new_bind(srv->base, server_accept_cb, srv,
+                                  LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+                                      LEV_OPT_CLOSE_ON_EXEC,
+                                  SERVER_BACKLOG, sa, (int)len);
+    if (lev != NULL)
+        evconnlistener_set_error_cb(lev, server_accept_error_cb);
+    return lev;
+}
+
+static int
+server_listen_tcp(struct server *srv, const char *addr, struct server_listener *l)
+{
+    struct addrinfo hints = {0}, *ai = NULL;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char host[128], port[8], name[INET6_ADDRSTRLEN + 16];
+    const char *colon = strrchr(addr, ':');
+    size_t hlen = (size_t)(colon - addr);
+    int e;
+
+    if (hlen >= sizeof(host) || strlen(colon + 1) >= sizeof(port)) {
+        log_err("cannot listen on tcp://%s: address too long", addr);
+        return FORQ_ERR_INVALID;
+    }
+    memcpy(host, addr, hlen);
+    host[hlen] = '\0';
+    if (hlen >= 2 && host[0] == '[' && host[hlen - 1] == ']') {
+        memmove(host, host + 1, hlen - 2);
+        host[hlen - 2] = '\0';
+    }
+    snprintf(port, sizeof(port), "%s", colon + 1);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    if ((e = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai)) != 0) {
+        log_err("cannot listen on tcp://%s: %s", addr, gai_strerror(e));
+        return FORQ_ERR_INVALID;
+    }
+    l->lev = server_bind(srv, ai->ai_addr, ai->ai_addrlen);
+    freeaddrinfo(ai);
+    if (l->lev == NULL) {
+        log_err("cannot listen on tcp://%s: %s", addr, strerror(errno));
+        return FORQ_ERR_SYSTEM;
+    }
+    /* Report the real port: with port 0 the kernel picked one. */
+    if (getsockname(evconnlistener_get_fd(l->lev), (struct sockaddr *)&ss, &sl) == 0)
+        server_peer_name((struct sockaddr *)&ss, name, sizeof(name));
+    else
+        snprintf(name, sizeof(name), "%s", addr);
+    snprintf(l->name, sizeof(l->name), "tcp://%s", name);
+    return 0;
+}
+
+/* Is something already accepting on this unix socket path? */
+static int
+server_unix_in_use(const struct sockaddr_un *sun)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), in_use;
+
+    if (fd < 0)
+        return 0;
+    in_use = connect(fd, (const struct sockaddr *)sun, sizeof(*sun)) == 0;
+    close(fd);
+    return in_use;
+}
+
+static int
+server_listen_unix(struct server *srv, const char *path, struct server_listener *l)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    struct stat st;
+
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            log_err("cannot listen on unix://%s: the file exists and is not a socket", path);
+            return FORQ_ERR_INVALID;
+        }
+        if (server_unix_in_use(&sun)) {
+            log_err("cannot listen on unix://%s: another server is accepting there", path);
+            return FORQ_ERR_INVALID;
+        }
+        unlink(path); /* a stale socket left by a process that died */
+    }
+    if ((l->lev = server_bind(srv, (struct sockaddr *)&sun, sizeof(sun))) == NULL) {
+        log_err("cannot listen on unix://%s: %s", path, strerror(errno));
+        return FORQ_ERR_SYSTEM;
+    }
+    if ((l->unix_path = strdup(path)) == NULL)
+        return FORQ_ERR_NOMEM;
+    snprintf(l->name, sizeof(l->name), "unix://%s", path);
+    return 0;
+}
+
+static int
+server_listen(struct server *srv)
+{
+    for (size_t i = 0; i < srv->cfg->nlisten; i++) {
+        const char *a = srv->cfg->listen[i];
+        struct server_listener *l = &srv->listeners[srv->nlisteners];
+        int e;
+
+        e = strncmp(a, "unix://", 7) == 0 ? server_listen_unix(srv, a + 7, l)
+                                          : server_listen_tcp(srv, a + 6, l);
+        if (l->lev != NULL)
+            srv->nlisteners++;
+        if (e != 0)
+            return e;
+        log_info("listening on %s", l->name);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ life cycle */
+
+static void
+server_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    struct server *srv = arg;
+
+    (void)what;
+    log_info("%s: shutting down", strsignal((int)sig));
+    event_base_loopbreak(srv->base);
+}
+
+/* Room for many idle clients: raise the soft descriptor limit to the hard one. */
+static void
+server_raise_nofile(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            log_warn("cannot raise the open-file limit: %s", strerror(errno));
+    }
+}
+
+static int
+server_events(struct server *srv)
+{
+    static const int sigs[2] = {SIGINT, SIGTERM};
+
+    srv->reap_ev = event_new(srv->base, -1, 0, server_reap_cb, srv);
+    srv->accept_retry_ev = evtimer_new(srv->base, server_accept_retry_cb, srv);
+    if (srv->reap_ev == NULL || srv->accept_retry_ev == NULL)
+        return FORQ_ERR_NOMEM;
+    for (int i = 0; i < 2; i++) {
+        srv->sig_ev[i] = evsignal_new(srv->base, sigs[i], server_signal_cb, srv);
+        if (srv->sig_ev[i] == NULL || event_add(srv->sig_ev[i], NULL) != 0)
+            return FORQ_ERR_NOMEM;
+    }
+    return 0;
+}
+
+int
+server_new(const struct config *cfg, struct server **out)
+{
+    struct jobs_config sc = {
+        .workers = cfg->workers,
+        .max_payload = cfg->max_payload,
+        .max_result = cfg->max_result,
+        .max_queued = cfg->max_queued,
+        .max_queues = cfg->max_queues,
+        .result_ttl_ms = cfg->result_ttl_ms,
+    };
+    struct server *srv;
+    int e;
+
+    *out = NULL;
+    if ((srv = calloc(1, sizeof(*srv))) == NULL)
+        return FORQ_ERR_NOMEM;
+    srv->cfg = cfg;
+    srv->started_us = job_now_us();
+    TAILQ_INIT(&srv->conns);
+    TAILQ_INIT(&srv->reap);
+    msgpack_sbuffer_init(&srv->out);
+    signal(SIGPIPE, SIG_IGN);
+    server_raise_nofile();
+    log_hook_libevent();
+    if (evthread_use_pthreads() != 0 || (srv->base = event_base_new()) == NULL ||
+        msg_decoder_init(&srv->decoder) != 0) {
+        log_err("cannot create the event loop");
+        e = FORQ_ERR_NOMEM;
+        goto fail;
+    }
+    if ((e = server_events(srv)) != 0) {
+        log_err("cannot set up events: %s", forq_strerror(e));
+        goto fail;
+    }
+    /* Workers fork before the listeners exist, so they never hold a listening socket. */
+    if ((e = jobs_new(srv->base, &sc, &srv->jobs)) != 0) {
+        log_err("cannot start %u workers: %s (%s)", cfg->workers, forq_strerror(e),
+                strerror(errno));
+        goto fail;
+    }
+    if ((e = server_listen(srv)) != 0)
+        goto fail;
+    log_info("forqd %s ready: %u workers, %zu listener%s", FORQ_VERSION_STRING, cfg->workers,
+             srv->nlisteners, srv->nlisteners == 1 ? "" : "s");
+    *out = srv;
+    return 0;
+fail:
+    server_free(srv);
+    return e;
+}
+
+int
+server_run(struct server *srv)
+{
+    if (event_base_dispatch(srv->base) < 0) {
+        log_err("the event loop failed");
+        return FORQ_ERR_SYSTEM;
+    }
+    return 0;
+}
+
+void
+server_free(struct server *srv)
+{
+    struct conn *c;
+
+    if (srv == NULL)
+        return;
+    for (size_t i = 0; i < srv->nlisteners; i++) {
+        evconnlistener_free(srv->listeners[i].lev);
+        if (srv->listeners[i].unix_path != NULL)
+            unlink(srv->listeners[i].unix_path);
+        free(srv->listeners[i].unix_path);
+    }
+    while ((c = TAILQ_FIRST(&srv->conns)) != NULL)
+        server_reap_later(srv, c);
+    while ((c = TAILQ_FIRST(&srv->reap)) != NULL) {
+        TAILQ_REMOVE(&srv->reap, c, link);
+        conn_free(c);
+    }
+    jobs_free(srv->jobs); /* after the connections: their waits are gone */
+    for (int i = 0; i < 2; i++)
+        if (srv->sig_ev[i] != NULL)
+            event_free(srv->sig_ev[i]);
+    if (srv->reap_ev != NULL)
+        event_free(srv->reap_ev);
+    if (srv->accept_retry_ev != NULL)
+        event_free(srv->accept_retry_ev);
+    if (srv->base != NULL)
+        event_base_free(srv->base);
+    msg_decoder_fini(&srv->decoder);
+    msgpack_sbuffer_destroy(&srv->out);
+    free(srv);
+}

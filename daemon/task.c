@@ -1,1 +1,179 @@
-/* placeholder: being written */
+/*
+ * task.c — the task table and the built-in tasks (tasks run in workers).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+#include "task.h"
+
+/*
+ * Parse the whole payload as a decimal number in [0, max]. Returns 0 or
+ * FORQ_ERR_TASK_FAILED with a message.
+ */
+static int
+task_parse_uint(struct forq_task_io *io, uint64_t max, uint64_t *out)
+{
+    const char *p = io->payload;
+    size_t n = io->payload_len;
+    uint64_t v = 0;
+
+    /* Tolerate one trailing newline: `echo 25 | forq submit fib -` sends it. */
+    if (n > 0 && p[n - 1] == '\n')
+        n--;
+    if (n == 0 || n > 20)
+        return forq_task_fail(io, "expected a decimal number in 0..%" PRIu64, max);
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return forq_task_fail(io, "expected a decimal number in 0..%" PRIu64, max);
+        if (v > (UINT64_MAX - 9) / 10)
+            return forq_task_fail(io, "number out of range 0..%" PRIu64, max);
+        v = v * 10 + (uint64_t)(p[i] - '0');
+    }
+    if (v > max)
+        return forq_task_fail(io, "number out of range 0..%" PRIu64, max);
+    *out = v;
+    return 0;
+}
+
+static int
+task_echo(struct forq_task_io *io)
+{
+    return forq_task_set_result(io, io->payload, io->payload_len);
+}
+
+static int
+task_upper(struct forq_task_io *io)
+{
+    const unsigned char *in = io->payload;
+    unsigned char *out = io->result;
+
+    if (io->payload_len > io->result_cap)
+        return forq_task_set_result(io, in, io->payload_len); /* reports too_big */
+    for (size_t i = 0; i < io->payload_len; i++)
+        out[i] = in[i] >= 'a' && in[i] <= 'z' ? in[i] - ('a' - 'A') : in[i];
+    io->result_len = io->payload_len;
+    return 0;
+}
+
+static int
+task_sleep(struct forq_task_io *io)
+{
+    struct timespec ts;
+    uint64_t ms;
+    int e;
+
+    if ((e = task_parse_uint(io, 3600000, &ms)) != 0)
+        return e;
+    ts.tv_sec = (time_t)(ms / 1000);
+    ts.tv_nsec = (long)(ms % 1000) * 1000000;
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+    return 0;
+}
+
+static uint64_t
+task_fib_rec(uint64_t n)
+{
+    return n < 2 ? n : task_fib_rec(n - 1) + task_fib_rec(n - 2);
+}
+
+static int
+task_fib(struct forq_task_io *io)
+{
+    char buf[24];
+    uint64_t n;
+    int e, len;
+
+    if ((e = task_parse_uint(io, 50, &n)) != 0)
+        return e;
+    len = snprintf(buf, sizeof(buf), "%" PRIu64, task_fib_rec(n));
+    return forq_task_set_result(io, buf, (size_t)len);
+}
+
+static int
+task_fail(struct forq_task_io *io)
+{
+    size_t n = io->payload_len;
+
+    if (n == 0)
+        return forq_task_fail(io, "failed on request");
+    if (n >= io->errmsg_cap)
+        n = io->errmsg_cap - 1;
+    memcpy(io->errmsg, io->payload, n);
+    io->errmsg[n] = '\0';
+    return FORQ_ERR_TASK_FAILED;
+}
+
+static int
+task_name_valid(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > FORQ_NAME_MAX)
+        return 0;
+    return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-") == n;
+}
+
+int
+task_table_add(struct task_table *t, const char *name, forq_task_fn fn)
+{
+    if (!task_name_valid(name) || fn == NULL || task_find(t, name, strlen(name)) >= 0)
+        return FORQ_ERR_INVALID;
+    if (t->ntasks >= TASK_MAX)
+        return FORQ_ERR_LIMIT;
+    t->defs[t->ntasks].name = name;
+    t->defs[t->ntasks].fn = fn;
+    t->ntasks++;
+    return 0;
+}
+
+void
+task_table_init(struct task_table *t)
+{
+    memset(t, 0, sizeof(*t));
+    (void)task_table_add(t, "echo", task_echo);
+    (void)task_table_add(t, "upper", task_upper);
+    (void)task_table_add(t, "sleep", task_sleep);
+    (void)task_table_add(t, "fib", task_fib);
+    (void)task_table_add(t, "fail", task_fail);
+}
+
+int
+task_find(const struct task_table *t, const char *name, size_t len)
+{
+    for (size_t i = 0; i < t->ntasks; i++)
+        if (strlen(t->defs[i].name) == len && memcmp(t->defs[i].name, name, len) == 0)
+            return (int)i;
+    return -1;
+}
+
+const char *
+task_name(const struct task_table *t, int idx)
+{
+    if (idx < 0 || (size_t)idx >= t->ntasks)
+        return "?";
+    return t->defs[idx].name;
+}
+
+int
+task_run(const struct task_table *t, int idx, struct forq_task_io *io)
+{
+    int r;
+
+    io->result_len = 0;
+    io->errmsg[0] = '\0';
+    if (idx < 0 || (size_t)idx >= t->ntasks)
+        return forq_task_fail(io, "no task with index %d", idx);
+    r = t->defs[idx].fn(io);
+    if (r > 0 || r < FORQ_ERR__LAST)
+        r = FORQ_ERR_TASK_FAILED;
+    if (r != 0 && io->errmsg[0] == '\0')
+        snprintf(io->errmsg, io->errmsg_cap, "%s", forq_strerror(r));
+    if (r == 0 && io->result_len > io->result_cap)
+        return forq_task_fail(io, "task reported %zu bytes of result, over the limit of %zu",
+                              io->result_len, io->result_cap);
+    return r;
+}

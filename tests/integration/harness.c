@@ -1,1 +1,395 @@
-/* placeholder: being written */
+/*
+ * harness.c — a real forqd per test group: start, find its port, stop,
+ * clean up; raw socket helpers for tests that must speak bytes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+
+#include "frame.h"
+#include "harness.h"
+
+#define HARNESS_ARGS_MAX 64
+
+static int64_t
+harness_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+harness_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+
+    nanosleep(&ts, NULL);
+}
+
+void
+harness_read_log(const struct harness *h, char *buf, size_t len)
+{
+    FILE *f = fopen(h->log, "r");
+    size_t n = 0;
+
+    if (f != NULL) {
+        n = fread(buf, 1, len - 1, f);
+        fclose(f);
+    }
+    buf[n] = '\0';
+}
+
+/* Find "listening on tcp://127.0.0.1:PORT" in the log. */
+static int
+harness_parse_port(const char *log)
+{
+    const char *p = strstr(log, "listening on tcp://");
+
+    if (p == NULL || (p = strchr(p + strlen("listening on tcp://"), ':')) == NULL)
+        return -1;
+    return atoi(p + 1);
+}
+
+static pid_t
+harness_spawn(const char *path, const char *const *argv, int out_fd, int err_fd, int in_fd)
+{
+    pid_t pid = fork();
+
+    if (pid != 0)
+        return pid;
+    /* If the test process dies, the daemon must not outlive it. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (in_fd >= 0)
+        dup2(in_fd, STDIN_FILENO);
+    if (out_fd >= 0)
+        dup2(out_fd, STDOUT_FILENO);
+    if (err_fd >= 0)
+        dup2(err_fd, STDERR_FILENO);
+    execv(path, (char *const *)argv);
+    _exit(127);
+}
+
+int
+harness_start(struct harness *h, const char *const *extra)
+{
+    const char *argv[HARNESS_ARGS_MAX];
+    const char *env = getenv("FORQ_TEST_ADDR");
+    char listen_unix[320], log[16384];
+    int n = 0, fd, status;
+    int64_t deadline;
+
+    memset(h, 0, sizeof(*h));
+    if (env != NULL) {
+        snprintf(h->addr, sizeof(h->addr), "%s", env);
+        return 0;
+    }
+    snprintf(h->dir, sizeof(h->dir), "/tmp/forq-test-XXXXXX");
+    if (mkdtemp(h->dir) == NULL) {
+        perror("harness: mkdtemp");
+        return -1;
+    }
+    snprintf(h->log, sizeof(h->log), "%s/forqd.log", h->dir);
+    snprintf(h->unix_addr, sizeof(h->unix_addr), "unix://%s/forq.sock", h->dir);
+    snprintf(listen_unix, sizeof(listen_unix), "--listen=%s", h->unix_addr);
+    argv[n++] = FORQD_PATH;
+    argv[n++] = "--listen=tcp://127.0.0.1:0";
+    argv[n++] = listen_unix;
+    for (int i = 0; extra != NULL && extra[i] != NULL && n < HARNESS_ARGS_MAX - 1; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    if ((fd = open(h->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
+        perror("harness: open log");
+        return -1;
+    }
+    h->pid = harness_spawn(FORQD_PATH, argv, -1, fd, -1);
+    close(fd);
+    deadline = harness_now_ms() + HARNESS_GUARD_MS;
+    while (harness_now_ms() < deadline) {
+        harness_read_log(h, log, sizeof(log));
+        if (strstr(log, " ready: ") != NULL && (h->port = harness_parse_port(log)) > 0) {
+            snprintf(h->addr, sizeof(h->addr), "tcp://127.0.0.1:%d", h->port);
+            return 0;
+        }
+        if (waitpid(h->pid, &status, WNOHANG) == h->pid) {
+            fprintf(stderr, "harness: forqd exited during start-up:\n%s\n", log);
+            h->pid = 0;
+            return -1;
+        }
+        harness_sleep_ms(10);
+    }
+    fprintf(stderr, "harness: forqd not ready after %d ms:\n%s\n", HARNESS_GUARD_MS, log);
+    harness_stop(h);
+    return -1;
+}
+
+static int
+harness_rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+int
+harness_stop(struct harness *h)
+{
+    int status = -1, r = -1;
+    int64_t deadline;
+
+    if (h->pid > 0) {
+        kill(h->pid, SIGTERM);
+        deadline = harness_now_ms() + HARNESS_GUARD_MS;
+        while (waitpid(h->pid, &status, WNOHANG) == 0) {
+            if (harness_now_ms() > deadline) {
+                fprintf(stderr, "harness: forqd ignored SIGTERM; killing it\n");
+                kill(h->pid, SIGKILL);
+                waitpid(h->pid, &status, 0);
+                break;
+            }
+            harness_sleep_ms(5);
+        }
+        if (WIFEXITED(status))
+            r = WEXITSTATUS(status);
+        h->pid = 0;
+    }
+    if (h->dir[0] != '\0') {
+        if (getenv("FORQ_TEST_KEEP") == NULL)
+            nftw(h->dir, harness_rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+        h->dir[0] = '\0';
+    }
+    return r;
+}
+
+/* Run a program to completion, capturing one of its streams into out. */
+static int
+harness_run(const char *path, const char *const *args, const char *stdin_data, int capture_err,
+            char *out, size_t outlen)
+{
+    const char *argv[HARNESS_ARGS_MAX];
+    int outp[2], inp[2] = {-1, -1}, n = 0, status = -1;
+    size_t got = 0;
+    ssize_t k;
+    pid_t pid;
+
+    argv[n++] = path;
+    for (int i = 0; args[i] != NULL && n < HARNESS_ARGS_MAX - 1; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    if (pipe2(outp, O_CLOEXEC) != 0 || (stdin_data != NULL && pipe2(inp, O_CLOEXEC) != 0))
+        return -1;
+    pid = harness_spawn(path, argv, capture_err ? -1 : outp[1], capture_err ? outp[1] : -1,
+                        inp[0]);
+    close(outp[1]);
+    if (inp[0] >= 0) {
+        close(inp[0]);
+        (void)!write(inp[1], stdin_data, strlen(stdin_data));
+        close(inp[1]);
+    }
+    while ((k = read(outp[0], out + got, outlen - 1 - got)) > 0)
+        got += (size_t)k;
+    out[got] = '\0';
+    close(outp[0]);
+    if (waitpid(pid, &status, 0) != pid)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int
+harness_run_forqd(const char *const *args, char *out, size_t outlen)
+{
+    return harness_run(FORQD_PATH, args, NULL, 1, out, outlen);
+}
+
+int
+harness_run_cli(const char *const *args, const char *stdin_data, char *out, size_t outlen)
+{
+    return harness_run(FORQ_CLI_PATH, args, stdin_data, 0, out, outlen);
+}
+
+/* ------------------------------------------------------------------ raw sockets */
+
+int
+harness_connect(const struct harness *h)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)h->port)};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
+        perror("harness: connect");
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    return fd;
+}
+
+int
+harness_send(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+
+    while (len > 0) {
+        ssize_t k = send(fd, p, len, MSG_NOSIGNAL);
+
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
+        p += k;
+        len -= (size_t)k;
+    }
+    return 0;
+}
+
+int
+harness_send_request(int fd, const struct msg_request *req)
+{
+    msgpack_sbuffer sb;
+    int r;
+
+    msgpack_sbuffer_init(&sb);
+    r = msg_encode_request(&sb, req) == 0 ? harness_send(fd, sb.data, sb.size) : -1;
+    msgpack_sbuffer_destroy(&sb);
+    return r;
+}
+
+/* Read exactly len bytes, within the guard time. 0, 1 (EOF at start) or -1. */
+static int
+harness_recv_all(int fd, uint8_t *buf, size_t len, int eof_ok)
+{
+    int64_t deadline = harness_now_ms() + HARNESS_GUARD_MS;
+    size_t got = 0;
+
+    while (got < len) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int64_t left = deadline - harness_now_ms();
+        ssize_t k;
+
+        if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+            return -1;
+        k = recv(fd, buf + got, len - got, 0);
+        if (k == 0)
+            return got == 0 && eof_ok ? 1 : -1;
+        if (k < 0 && errno != EINTR)
+            return -1;
+        if (k > 0)
+            got += (size_t)k;
+    }
+    return 0;
+}
+
+int
+harness_recv_frame(int fd, uint8_t **body, size_t *len)
+{
+    uint8_t hdr[FRAME_HDR_LEN];
+    uint32_t n;
+    int r;
+
+    *body = NULL;
+    *len = 0;
+    if ((r = harness_recv_all(fd, hdr, sizeof(hdr), 1)) != 0)
+        return r;
+    if (frame_hdr_decode(hdr, (size_t)1 << 30, &n) != 0 || (*body = malloc(n)) == NULL)
+        return -1;
+    if (harness_recv_all(fd, *body, n, 0) != 0) {
+        free(*body);
+        *body = NULL;
+        return -1;
+    }
+    *len = n;
+    return 0;
+}
+
+int
+harness_call(int fd, struct msg_decoder *d, const struct msg_request *req,
+             struct msg_response *resp, uint8_t **buf)
+{
+    size_t len;
+
+    *buf = NULL;
+    if (harness_send_request(fd, req) != 0 || harness_recv_frame(fd, buf, &len) != 0)
+        return -1;
+    if (msg_decode_response(d, req->op, *buf, len, resp) != 0) {
+        fprintf(stderr, "harness: undecodable reply: %s\n", d->why);
+        return -1;
+    }
+    return 0;
+}
+
+int
+harness_wait_closed(int fd)
+{
+    uint8_t buf[4096];
+    int64_t deadline = harness_now_ms() + HARNESS_GUARD_MS;
+
+    for (;;) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int64_t left = deadline - harness_now_ms();
+        ssize_t k;
+
+        if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+            return 0;
+        k = recv(fd, buf, sizeof(buf), 0);
+        if (k == 0 || (k < 0 && errno == ECONNRESET))
+            return 1;
+        if (k < 0 && errno != EINTR)
+            return 0;
+    }
+}
+
+/* ------------------------------------------------------------------ jobs via libforq */
+
+int
+harness_worker_pids(forq_client *c, pid_t *pids, int max)
+{
+    struct forq_stats *st;
+    int n = 0;
+
+    if (forq_stats(c, &st) != 0)
+        return -1;
+    for (size_t i = 0; i < st->nworkers && n < max; i++)
+        pids[n++] = st->workers[i].pid;
+    forq_stats_free(st);
+    return n;
+}
+
+pid_t
+harness_wait_running(forq_client *c, uint64_t id)
+{
+    int64_t deadline = harness_now_ms() + HARNESS_GUARD_MS;
+
+    while (harness_now_ms() < deadline) {
+        struct forq_job_info info;
+        pid_t pid;
+
+        if (forq_status(c, id, &info) != 0)
+            return -1;
+        pid = info.worker_pid;
+        forq_job_info_clear(&info);
+        if (info.state == FORQ_STATE_RUNNING)
+            return pid;
+        if (forq_state_is_final(info.state))
+            return -1;
+        harness_sleep_ms(5);
+    }
+    return -1;
+}

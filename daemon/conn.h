@@ -1,0 +1,67 @@
+/*
+ * conn.h — one client connection: framing, requests in flight, replies,
+ * backpressure and a safe close.
+ *
+ * The read callback takes whole frames off the socket (a length over the
+ * limit is refused before anything is allocated), hands each to the ops, and
+ * stops reading while max_inflight requests are unanswered. A connection is
+ * never freed inside its own callback: conn_close marks it, flushes what is
+ * queued for it and lets the server free it at a safe point. Loop thread only.
+ */
+#ifndef FORQ_CONN_H
+#define FORQ_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include <event2/util.h>
+
+#include "jobs.h"
+
+struct bufferevent;
+struct event;
+struct server;
+struct msg_response;
+
+struct conn {
+    struct server *srv;
+    struct bufferevent *bev;
+    struct event *resume_ev; /* re-runs the frame loop after backpressure ends */
+    uint64_t id;             /* for logs */
+    char peer[96];
+    size_t inflight;         /* requests read and not yet answered */
+    int closing;             /* reads stopped; freed once the output is flushed */
+    int paused;              /* reads stopped by backpressure */
+    int reaped;              /* on the server's reap list */
+    LIST_HEAD(, jobs_waiter) waiters; /* WAITs parked for this connection */
+    TAILQ_ENTRY(conn) link;
+};
+
+/*
+ * Wrap an accepted socket (non-blocking, close-on-exec). The connection is
+ * added to srv->conns. Returns 0 with *out or FORQ_ERR_NOMEM (fd is closed).
+ */
+int conn_new(struct server *srv, evutil_socket_t fd, const char *peer, struct conn **out);
+
+/* Free a connection and withdraw its waits. Only the server calls this. */
+void conn_free(struct conn *c);
+
+/* Stop reading, flush what is queued, then let the server free it. */
+void conn_close(struct conn *c, const char *why);
+
+/*
+ * Answer one request: encode resp (for a request of this op) and queue it.
+ * If encoding fails, the client gets an error reply instead. Counts the
+ * request as answered.
+ */
+void conn_reply(struct conn *c, int op, const struct msg_response *resp);
+
+/* Answer one request with {rid, err: {code, msg}} (msg NULL: the code's text). */
+void conn_reply_err(struct conn *c, uint64_t rid, int code, const char *msg);
+
+/* Keep / forget a wait parked on behalf of this connection. */
+void conn_track_wait(struct conn *c, struct jobs_waiter *w);
+void conn_untrack_wait(struct conn *c, struct jobs_waiter *w);
+
+#endif /* FORQ_CONN_H */

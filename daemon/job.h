@@ -1,0 +1,67 @@
+/*
+ * job.h — one job: its identity, options, state, payload and outcome.
+ *
+ * A job is one allocation: the struct, then its payload, then its unique key
+ * (beanstalkd's layout), so a queued job costs one malloc. The result and the
+ * error message arrive later and are separate allocations owned by the job.
+ * Jobs are created, changed and freed by jobs.c on the loop thread only.
+ */
+#ifndef FORQ_JOB_H
+#define FORQ_JOB_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+
+struct queue;
+struct jobs_waiter;
+
+struct job {
+    uint64_t id;         /* daemon-assigned, never reused */
+    uint64_t seq;        /* arrival order: FIFO among equal priorities */
+    int state;           /* enum forq_state */
+    uint16_t task;       /* index in the task table */
+    int32_t priority;    /* lower runs first */
+    struct queue *queue; /* the queue it was submitted to; outlives the job */
+    size_t heap_pos;     /* position in queue->jobs, HEAP_NONE when not queued */
+
+    uint64_t delay_ms, timeout_ms; /* accepted options, enforced in a later release */
+    uint32_t max_retries;
+    uint32_t attempts;             /* times it was handed to a worker */
+
+    uint64_t created_us, started_us, finished_us; /* unix time, µs; 0 = not yet */
+    pid_t worker_pid;                             /* last worker that ran it */
+
+    uint8_t *result;   /* owned; set when succeeded */
+    size_t result_len;
+    int err_code;      /* FORQ_ERR_* when failed or cancelled, else 0 */
+    char *err_msg;     /* owned; NULL when err_code == 0 */
+
+    LIST_HEAD(, jobs_waiter) waiters; /* WAIT requests parked on this job */
+    TAILQ_ENTRY(job) fin_link;         /* finished jobs, oldest first (purge) */
+
+    size_t payload_len;
+    char *unique_key; /* points into this allocation, NUL-terminated; NULL = none */
+    uint8_t payload[];
+};
+
+/*
+ * Allocate a queued job with a copy of payload and unique_key (key_len 0 =
+ * none). Timestamps and ids are the caller's to set. Returns NULL on ENOMEM.
+ * Free with job_free().
+ */
+struct job *job_new(const void *payload, size_t payload_len, const char *unique_key,
+                    size_t key_len);
+/* Free the job and what it owns. NULL is a no-op. The job must be in no list. */
+void job_free(struct job *job);
+
+/* Store a copy of the result. 0 or FORQ_ERR_NOMEM (job unchanged). */
+int job_set_result(struct job *job, const void *data, size_t len);
+/* Record an error code and a copy of msg (NULL: the code's description). */
+void job_set_error(struct job *job, int code, const char *msg);
+
+/* Current unix time in microseconds. */
+uint64_t job_now_us(void);
+
+#endif /* FORQ_JOB_H */

@@ -1,0 +1,90 @@
+/*
+ * pool.h — the pre-forked worker pool, seen from the event loop.
+ *
+ * pool_new maps one slot per worker (slot.h), forks the workers and watches
+ * each through two descriptors on the loop: an eventfd the worker bumps when
+ * a job is done, and a pidfd that becomes readable the moment the worker dies.
+ * A dead worker's slot is re-initialised and a new worker forked at once
+ * (with a growing delay if workers keep dying right after they start); the job
+ * it held is reported through ops->lost, never dropped silently.
+ *
+ * The pool knows nothing of jobs beyond an id, a task index, a payload and an
+ * opaque cookie it hands back. Loop thread only.
+ */
+#ifndef FORQ_POOL_H
+#define FORQ_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "task.h"
+
+struct event_base;
+struct pool;
+
+struct pool_config {
+    unsigned workers;
+    size_t payload_cap; /* largest payload a slot carries */
+    size_t result_cap;  /* largest result a task may write */
+};
+
+struct pool_ops {
+    /*
+     * The job with this cookie finished: status 0 (result/len) or a negative
+     * FORQ_ERR_* (errmsg). result and errmsg point into the slot and are valid
+     * only during the call.
+     */
+    void (*done)(void *arg, void *cookie, int status, const uint8_t *result, size_t len,
+                 const char *errmsg);
+    /*
+     * The worker holding the job died. started is 0 when it died before it
+     * picked the job up (the job never ran). why describes the death.
+     */
+    void (*lost)(void *arg, void *cookie, int started, const char *why);
+    /* A worker became free: a good moment to hand out queued jobs. */
+    void (*idle)(void *arg);
+};
+
+/*
+ * Map the slots and fork cfg->workers workers. The task table must stay valid
+ * and unchanged for the pool's lifetime (workers inherit it at fork).
+ * Returns 0 with *out, FORQ_ERR_SYSTEM (mmap, fork, pidfd...; see errno) or
+ * FORQ_ERR_NOMEM; on failure nothing is left running.
+ */
+int pool_new(struct event_base *base, const struct pool_config *cfg,
+             const struct task_table *tasks, const struct pool_ops *ops, void *arg,
+             struct pool **out);
+
+/*
+ * Stop every worker (idle ones are asked to exit, busy ones are killed; jobs
+ * in flight are not reported) and free the pool. NULL is a no-op.
+ */
+void pool_free(struct pool *p);
+
+/* Number of workers that can take a job right now. */
+unsigned pool_idle(const struct pool *p);
+
+/*
+ * Hand a job to an idle worker: the payload is copied into its slot (the
+ * only copy on the way to the task). Returns 0 with *pid set to the worker's
+ * pid, FORQ_ERR_LIMIT when no worker is idle, FORQ_ERR_TOO_BIG when the
+ * payload exceeds the slot, or FORQ_ERR_SYSTEM.
+ */
+int pool_run(struct pool *p, uint64_t job_id, int task, const void *payload, size_t len,
+             void *cookie, pid_t *pid);
+
+struct pool_worker_info {
+    unsigned slot;
+    pid_t pid;         /* 0 while being replaced */
+    const char *state; /* "idle", "busy" or "starting" */
+    uint64_t job;      /* job id in the slot, 0 when none */
+    uint64_t jobs_done, restarts;
+};
+
+/* Number of worker slots. */
+size_t pool_size(const struct pool *p);
+/* Describe worker i (< pool_size). */
+void pool_info(const struct pool *p, size_t i, struct pool_worker_info *out);
+
+#endif /* FORQ_POOL_H */

@@ -1,0 +1,51 @@
+/*
+ * task.h — the table of tasks forqd can run, and the built-in tasks.
+ *
+ * The table is built at start-up, before the workers fork, so a task's index
+ * means the same thing in the loop and in every worker: jobs carry the index,
+ * not the name. Built-ins:
+ *   echo   the payload, unchanged
+ *   upper  the payload with ASCII letters upper-cased
+ *   sleep  sleeps for the payload's milliseconds (decimal text, 0..3600000)
+ *   fib    fib(n) for the payload's n (decimal text, 0..50), computed
+ *          recursively so that it is CPU-bound; result as decimal text
+ *   fail   always fails; the payload is the error message
+ * Read-only after start-up; safe to share.
+ */
+#ifndef FORQ_TASK_H_INTERNAL
+#define FORQ_TASK_H_INTERNAL
+
+#include <stddef.h>
+
+#include "forq_task.h"
+
+#define TASK_MAX 1024
+
+struct task_table {
+    struct forq_task_def defs[TASK_MAX];
+    size_t ntasks;
+};
+
+/* Fill the table with the built-in tasks. */
+void task_table_init(struct task_table *t);
+
+/*
+ * Add a task. Returns 0, FORQ_ERR_INVALID (bad name, or the name is taken) or
+ * FORQ_ERR_LIMIT (table full).
+ */
+int task_table_add(struct task_table *t, const char *name, forq_task_fn fn);
+
+/* Index of the task called name (len bytes), or -1. */
+int task_find(const struct task_table *t, const char *name, size_t len);
+
+/* Name of task idx; "?" when out of range. */
+const char *task_name(const struct task_table *t, int idx);
+
+/*
+ * Run task idx on io (worker process). Returns the task's status: 0 or a
+ * negative FORQ_ERR_* with io->errmsg set; a task returning anything else is
+ * reported as FORQ_ERR_TASK_FAILED.
+ */
+int task_run(const struct task_table *t, int idx, struct forq_task_io *io);
+
+#endif /* FORQ_TASK_H_INTERNAL */

@@ -1,0 +1,83 @@
+/*
+ * harness.h — start a real forqd for a test, talk to it over real sockets,
+ * and always clean up.
+ *
+ * harness_start runs the forqd built by this tree on tcp://127.0.0.1:0 and
+ * unix://<tmpdir>/forq.sock in a fresh temp dir, waits for its "ready" log
+ * line and learns the port the kernel picked from its "listening on" line.
+ * If FORQ_TEST_ADDR is set, no forqd is started and that address is used (to
+ * debug against a daemon running under gdb).
+ *
+ * The waits below have generous guards (tens of seconds) so that a broken
+ * daemon fails the test instead of hanging it; they are never used to assert
+ * speed.
+ */
+#ifndef FORQ_HARNESS_H
+#define FORQ_HARNESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "forq.h"
+#include "msg.h"
+
+#define HARNESS_GUARD_MS 30000
+
+struct harness {
+    pid_t pid;           /* 0 when FORQ_TEST_ADDR is used */
+    char dir[256];       /* temp dir, removed by harness_stop */
+    char log[300];       /* forqd's stderr */
+    char addr[128];      /* tcp://127.0.0.1:PORT */
+    char unix_addr[300]; /* unix://DIR/forq.sock */
+    int port;
+};
+
+/*
+ * Start forqd with the default test listeners plus the extra arguments
+ * (NULL-terminated, may be NULL). Returns 0, or -1 after printing why.
+ */
+int harness_start(struct harness *h, const char *const *extra);
+
+/* SIGTERM forqd, wait for it, remove the temp dir. Returns its exit status (or -1). */
+int harness_stop(struct harness *h);
+
+/* Run forqd with these arguments only and capture its exit status and stderr. */
+int harness_run_forqd(const char *const *args, char *out, size_t outlen);
+
+/* Run the forq CLI with these arguments; capture stdout and the exit status. */
+int harness_run_cli(const char *const *args, const char *stdin_data, char *out, size_t outlen);
+
+/* The log so far (NUL-terminated, truncated to len). */
+void harness_read_log(const struct harness *h, char *buf, size_t len);
+
+/* ------------------------------------------------------------------ raw sockets */
+
+/* Connect a plain socket to the daemon's TCP port. Returns the fd or -1. */
+int harness_connect(const struct harness *h);
+/* Send all bytes. 0 or -1. */
+int harness_send(int fd, const void *data, size_t len);
+/* Encode and send one request frame. 0 or -1. */
+int harness_send_request(int fd, const struct msg_request *req);
+/*
+ * Read one whole frame body (malloc'd into *body). Returns 0, 1 on a clean
+ * EOF before any byte, -1 on error or after the guard time.
+ */
+int harness_recv_frame(int fd, uint8_t **body, size_t *len);
+/*
+ * Send req and read the reply into resp, decoded for req's op with d. The
+ * body stays valid in *buf (free it). Returns 0 or -1.
+ */
+int harness_call(int fd, struct msg_decoder *d, const struct msg_request *req,
+                 struct msg_response *resp, uint8_t **buf);
+/* 1 when the peer has closed the connection (after draining what it sent). */
+int harness_wait_closed(int fd);
+
+/* ------------------------------------------------------------------ jobs via libforq */
+
+/* Worker pids as reported by STATS, in slot order. Returns the count or -1. */
+int harness_worker_pids(forq_client *c, pid_t *pids, int max);
+/* Poll STATUS until the job is running; returns its worker pid or -1. */
+pid_t harness_wait_running(forq_client *c, uint64_t id);
+
+#endif /* FORQ_HARNESS_H */

@@ -1,0 +1,489 @@
+/*
+ * test_protocol.c — forqd over raw sockets: every op, the built-in tasks,
+ * refused requests, malformed frames, pipelining. Speaks bytes through
+ * proto/ only, so it tests the daemon independently of libforq.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "frame.h"
+#include "harness.h"
+
+#define MAX_PAYLOAD 4096
+
+struct ctx {
+    struct harness h;
+    struct msg_decoder d;
+    int fd; /* a well-behaved client, used across tests */
+    uint64_t rid;
+};
+
+static int
+group_setup(void **state)
+{
+    static const char *const args[] = {"--workers=2", "--max-payload=4096", "--max-frame=16384",
+                                       NULL};
+    struct ctx *c = calloc(1, sizeof(*c));
+
+    if (c == NULL || harness_start(&c->h, args) != 0 || msg_decoder_init(&c->d) != 0)
+        return -1;
+    if ((c->fd = harness_connect(&c->h)) < 0)
+        return -1;
+    *state = c;
+    return 0;
+}
+
+static int
+group_teardown(void **state)
+{
+    struct ctx *c = *state;
+
+    close(c->fd);
+    msg_decoder_fini(&c->d);
+    /* A clean SIGTERM shutdown exits 0. */
+    assert_int_equal(harness_stop(&c->h), 0);
+    free(c);
+    return 0;
+}
+
+/* Submit on fd and return the job id (the request must succeed). */
+static uint64_t
+submit(struct ctx *c, int fd, const char *task, const char *payload, int32_t prio)
+{
+    struct msg_request req = {.op = MSG_OP_SUBMIT, .rid = ++c->rid};
+    struct msg_response resp;
+    uint8_t *buf;
+    uint64_t id;
+
+    req.u.submit.task = msg_str_c(task);
+    req.u.submit.payload = msg_str_c(payload);
+    req.u.submit.priority = prio;
+    assert_int_equal(harness_call(fd, &c->d, &req, &resp, &buf), 0);
+    assert_int_equal(resp.rid, req.rid);
+    assert_int_equal(resp.err.code, 0);
+    assert_true(resp.id > 0);
+    id = resp.id;
+    free(buf);
+    return id;
+}
+
+/* WAIT without limit; the caller frees *buf, which backs resp. */
+static void
+wait_job(struct ctx *c, int fd, uint64_t id, struct msg_response *resp, uint8_t **buf)
+{
+    struct msg_request req = {.op = MSG_OP_WAIT, .rid = ++c->rid};
+
+    req.u.wait.id = id;
+    req.u.wait.timeout_ms = -1;
+    assert_int_equal(harness_call(fd, &c->d, &req, resp, buf), 0);
+    assert_int_equal(resp->rid, req.rid);
+}
+
+/* Submit, wait, and compare the result with want. */
+static void
+expect_result(struct ctx *c, const char *task, const char *payload, const char *want)
+{
+    uint64_t id = submit(c, c->fd, task, payload, 0);
+    struct msg_response resp;
+    uint8_t *buf;
+
+    wait_job(c, c->fd, id, &resp, &buf);
+    assert_int_equal(resp.err.code, 0);
+    assert_int_equal(resp.job.id, id);
+    assert_int_equal(resp.job.state, FORQ_STATE_SUCCEEDED);
+    assert_int_equal(resp.job.result.len, strlen(want));
+    assert_memory_equal(resp.job.result.ptr, want, strlen(want));
+    assert_true(msg_str_eq(resp.job.task, task));
+    assert_true(resp.job.attempts == 1 && resp.job.worker_pid > 0);
+    free(buf);
+}
+
+/* Send a request that must be refused with code, on a connection that stays usable. */
+static void
+expect_refused(struct ctx *c, int fd, const struct msg_request *req, int code)
+{
+    struct msg_request ping = {.op = MSG_OP_PING, .rid = ++c->rid};
+    struct msg_response resp;
+    uint8_t *buf;
+
+    assert_int_equal(harness_call(fd, &c->d, req, &resp, &buf), 0);
+    assert_int_equal(resp.rid, req->rid);
+    assert_int_equal(resp.err.code, code);
+    assert_true(resp.err.msg.len > 0);
+    free(buf);
+    assert_int_equal(harness_call(fd, &c->d, &ping, &resp, &buf), 0);
+    assert_int_equal(resp.rid, ping.rid);
+    assert_int_equal(resp.err.code, 0);
+    free(buf);
+}
+
+static void
+test_hello_and_ping(void **state)
+{
+    struct ctx *c = *state;
+    struct msg_request req = {.op = MSG_OP_HELLO, .rid = 77};
+    struct msg_response resp;
+    uint8_t *buf;
+
+    req.u.hello.version = MSG_PROTO_VERSION;
+    assert_int_equal(harness_call(c->fd, &c->d, &req, &resp, &buf), 0);
+    assert_int_equal(resp.rid, 77);
+    assert_int_equal(resp.hello.version, MSG_PROTO_VERSION);
+    assert_int_equal(resp.hello.max_frame, 16384);
+    assert_true(resp.hello.server.len > 5 && memcmp(resp.hello.server.ptr, "forqd", 5) == 0);
+    free(buf);
+
+    req.u.hello.version = 99; /* a version this server does not speak */
+    req.rid = 78;
+    expect_refused(c, c->fd, &req, FORQ_ERR_VERSION);
+}
+
+static void
+test_builtin_tasks(void **state)
+{
+    struct ctx *c = *state;
+
+    expect_result(c, "upper", "hello, World 42", "HELLO, WORLD 42");
+    expect_result(c, "echo", "as is", "as is");
+    expect_result(c, "echo", "", "");
+    expect_result(c, "sleep", "1", "");
+}
+
+static void
+test_fib_25_to_30(void **state)
+{
+    static const char *const want[] = {"75025", "121393", "196418", "317811", "514229", "832040"};
+    struct ctx *c = *state;
+    char n[8];
+
+    for (int i = 0; i < 6; i++) {
+        snprintf(n, sizeof(n), "%d", 25 + i);
+        expect_result(c, "fib", n, want[i]);
+    }
+}
+
+static void
+test_failing_task(void **state)
+{
+    struct ctx *c = *state;
+    uint64_t id = submit(c, c->fd, "fail", "it broke", 0);
+    struct msg_response resp;
+    uint8_t *buf;
+
+    wait_job(c, c->fd, id, &resp, &buf);
+    assert_int_equal(resp.err.code, 0); /* the WAIT succeeded ... */
+    assert_int_equal(resp.job.state, FORQ_STATE_FAILED); /* ... on a job that failed */
+    assert_int_equal(resp.job.error.code, FORQ_ERR_TASK_FAILED);
+    assert_true(msg_str_eq(resp.job.error.msg, "it broke"));
+    assert_null(resp.job.result.ptr);
+    free(buf);
+
+    /* A task's own input check fails the job too, with a reason. */
+    id = submit(c, c->fd, "fib", "not a number", 0);
+    wait_job(c, c->fd, id, &resp, &buf);
+    assert_int_equal(resp.job.state, FORQ_STATE_FAILED);
+    assert_int_equal(resp.job.error.code, FORQ_ERR_TASK_FAILED);
+    assert_true(resp.job.error.msg.len > 0);
+    free(buf);
+}
+
+static void
+test_refused_submissions(void **state)
+{
+    struct ctx *c = *state;
+    struct msg_request req = {.op = MSG_OP_SUBMIT};
+    char *big = malloc(MAX_PAYLOAD + 2);
+
+    assert_non_null(big);
+    req.rid = ++c->rid;
+    req.u.submit.task = msg_str_c("no-such-task");
+    req.u.submit.payload = msg_str_c("x");
+    expect_refused(c, c->fd, &req, FORQ_ERR_UNKNOWN_TASK);
+
+    memset(big, 'a', MAX_PAYLOAD + 1);
+    big[MAX_PAYLOAD + 1] = '\0';
+    req.rid = ++c->rid;
+    req.u.submit.task = msg_str_c("upper");
+    req.u.submit.payload = msg_str_c(big);
+    expect_refused(c, c->fd, &req, FORQ_ERR_TOO_BIG);
+    free(big);
+
+    /* Exactly at the limit is accepted. */
+    big = calloc(1, MAX_PAYLOAD + 1);
+    assert_non_null(big);
+    memset(big, 'b', MAX_PAYLOAD);
+    assert_true(submit(c, c->fd, "echo", big, 0) > 0);
+    free(big);
+}
+
+static void
+test_unknown_ids_and_states(void **state)
+{
+    struct ctx *c = *state;
+    struct msg_request req = {.op = MSG_OP_STATUS, .rid = ++c->rid};
+    struct msg_response resp;
+    uint64_t id;
+    uint8_t *buf;
+
+    req.u.status.id = 999999999;
+    expect_refused(c, c->fd, &req, FORQ_ERR_NOT_FOUND);
+    req.op = MSG_OP_WAIT;
+    req.rid = ++c->rid;
+    req.u.wait.id = 999999999;
+    req.u.wait.timeout_ms = -1;
+    expect_refused(c, c->fd, &req, FORQ_ERR_NOT_FOUND);
+    req.op = MSG_OP_CANCEL;
+    req.rid = ++c->rid;
+    req.u.cancel.id = 999999999;
+    expect_refused(c, c->fd, &req, FORQ_ERR_NOT_FOUND);
+
+    /* A finished job cannot be cancelled; its STATUS has no result bytes. */
+    id = submit(c, c->fd, "echo", "done", 0);
+    wait_job(c, c->fd, id, &resp, &buf);
+    free(buf);
+    req.op = MSG_OP_CANCEL;
+    req.rid = ++c->rid;
+    req.u.cancel.id = id;
+    expect_refused(c, c->fd, &req, FORQ_ERR_STATE);
+    req.op = MSG_OP_STATUS;
+    req.rid = ++c->rid;
+    req.u.status.id = id;
+    assert_int_equal(harness_call(c->fd, &c->d, &req, &resp, &buf), 0);
+    assert_int_equal(resp.job.state, FORQ_STATE_SUCCEEDED);
+    assert_int_equal(resp.job.result_size, 4);
+    assert_null(resp.job.result.ptr);
+    assert_true(resp.job.finished_us >= resp.job.started_us &&
+                resp.job.started_us >= resp.job.created_us && resp.job.created_us > 0);
+    free(buf);
+}
+
+static void
+test_wait_timeout_and_cancel(void **state)
+{
+    struct ctx *c = *state;
+    struct msg_request req = {.op = MSG_OP_WAIT};
+    struct msg_response resp;
+    uint64_t busy[2], queued;
+    uint8_t *buf;
+
+    /* Occupy both workers, then queue one more job behind them. */
+    busy[0] = submit(c, c->fd, "sleep", "400", 0);
+    busy[1] = submit(c, c->fd, "sleep", "400", 0);
+    queued = submit(c, c->fd, "echo", "never runs", 0);
+
+    req.rid = ++c->rid;
+    req.u.wait.id = queued;
+    req.u.wait.timeout_ms = 0; /* answer now */
+    expect_refused(c, c->fd, &req, FORQ_ERR_TIMEOUT);
+    req.rid = ++c->rid;
+    req.u.wait.timeout_ms = 20; /* a parked wait that times out */
+    expect_refused(c, c->fd, &req, FORQ_ERR_TIMEOUT);
+
+    req.op = MSG_OP_CANCEL;
+    req.rid = ++c->rid;
+    req.u.cancel.id = queued;
+    assert_int_equal(harness_call(c->fd, &c->d, &req, &resp, &buf), 0);
+    assert_int_equal(resp.err.code, 0);
+    assert_int_equal(resp.job.state, FORQ_STATE_CANCELLED);
+    free(buf);
+    /* Cancelling again is fine; a running job cannot be cancelled. */
+    req.rid = ++c->rid;
+    assert_int_equal(harness_call(c->fd, &c->d, &req, &resp, &buf), 0);
+    assert_int_equal(resp.job.state, FORQ_STATE_CANCELLED);
+    free(buf);
+    req.rid = ++c->rid;
+    req.u.cancel.id = busy[0];
+    expect_refused(c, c->fd, &req, FORQ_ERR_STATE);
+
+    wait_job(c, c->fd, queued, &resp, &buf);
+    assert_int_equal(resp.job.state, FORQ_STATE_CANCELLED);
+    assert_int_equal(resp.job.error.code, FORQ_ERR_CANCELLED);
+    assert_int_equal(resp.job.attempts, 0);
+    free(buf);
+    for (int i = 0; i < 2; i++) {
+        wait_job(c, c->fd, busy[i], &resp, &buf);
+        assert_int_equal(resp.job.state, FORQ_STATE_SUCCEEDED);
+        free(buf);
+    }
+}
+
+/* Many requests in flight on one connection; replies matched by rid, out of order. */
+static void
+test_pipelined_out_of_order(void **state)
+{
+    struct ctx *c = *state;
+    struct msg_request req = {.op = MSG_OP_SUBMIT, .rid = 5000};
+    struct msg_response resp;
+    uint64_t slow;
+    uint8_t *buf;
+    size_t len;
+
+    slow = submit(c, c->fd, "sleep", "200", 0);
+    /* WAIT on the slow job, then 50 pipelined SUBMITs, all in one burst. */
+    req.op = MSG_OP_WAIT;
+    req.u.wait.id = slow;
+    req.u.wait.timeout_ms = -1;
+    assert_int_equal(harness_send_request(c->fd, &req), 0);
+    for (int i = 0; i < 50; i++) {
+        struct msg_request s = {.op = MSG_OP_SUBMIT, .rid = 6000 + (uint64_t)i};
+
+        s.u.submit.task = msg_str_c("echo");
+        s.u.submit.payload = msg_str_c("p");
+        assert_int_equal(harness_send_request(c->fd, &s), 0);
+    }
+    /* The SUBMIT answers come first, in order; the WAIT answer last. */
+    for (int i = 0; i < 50; i++) {
+        assert_int_equal(harness_recv_frame(c->fd, &buf, &len), 0);
+        assert_int_equal(msg_decode_response(&c->d, MSG_OP_SUBMIT, buf, len, &resp), 0);
+        assert_int_equal(resp.rid, 6000 + (uint64_t)i);
+        assert_true(resp.id > 0);
+        free(buf);
+    }
+    assert_int_equal(harness_recv_frame(c->fd, &buf, &len), 0);
+    assert_int_equal(msg_decode_response(&c->d, MSG_OP_WAIT, buf, len, &resp), 0);
+    assert_int_equal(resp.rid, 5000);
+    assert_int_equal(resp.job.state, FORQ_STATE_SUCCEEDED);
+    free(buf);
+}
+
+/* A bad frame from one client: error + close for it, service for the others. */
+static void
+expect_closed_with(struct ctx *c, const void *bytes, size_t n, int code)
+{
+    struct msg_response resp;
+    uint8_t *buf;
+    size_t len;
+    int bad = harness_connect(&c->h);
+
+    assert_true(bad >= 0);
+    assert_int_equal(harness_send(bad, bytes, n), 0);
+    assert_int_equal(harness_recv_frame(bad, &buf, &len), 0);
+    assert_int_equal(msg_decode_response(&c->d, MSG_OP_PING, buf, len, &resp), 0);
+    assert_int_equal(resp.rid, 0);
+    assert_int_equal(resp.err.code, code);
+    assert_true(resp.err.msg.len > 0);
+    free(buf);
+    assert_true(harness_wait_closed(bad));
+    close(bad);
+}
+
+static void
+test_malformed_frames_others_served(void **state)
+{
+    static const uint8_t not_msgpack[] = {0, 0, 0, 3, 0xc1, 0xc1, 0xc1};
+    static const uint8_t oversize[] = {0x00, 0x10, 0x00, 0x00, 0x81};
+    static const uint8_t zero_len[] = {0, 0, 0, 0};
+    static const uint8_t top_array[] = {0, 0, 0, 3, 0x92, 0x01, 0x02};
+    static const uint8_t huge_count[] = {0, 0, 0, 5, 0xdd, 0xff, 0xff, 0xff, 0xff};
+    static const uint8_t trailing[] = {0, 0, 0, 3, 0x80, 0x80, 0x80};
+    struct ctx *c = *state;
+    struct msg_response resp;
+    uint64_t before, after;
+    uint8_t *buf;
+
+    /* Work in flight on the good connection while the bad ones misbehave. */
+    before = submit(c, c->fd, "sleep", "100", 0);
+    expect_closed_with(c, not_msgpack, sizeof(not_msgpack), FORQ_ERR_PROTOCOL);
+    expect_closed_with(c, oversize, sizeof(oversize), FORQ_ERR_TOO_BIG);
+    expect_closed_with(c, zero_len, sizeof(zero_len), FORQ_ERR_PROTOCOL);
+    expect_closed_with(c, top_array, sizeof(top_array), FORQ_ERR_PROTOCOL);
+    expect_closed_with(c, huge_count, sizeof(huge_count), FORQ_ERR_PROTOCOL);
+    expect_closed_with(c, trailing, sizeof(trailing), FORQ_ERR_PROTOCOL);
+
+    /* A client that sends half a frame and vanishes. */
+    {
+        int half = harness_connect(&c->h);
+
+        assert_int_equal(harness_send(half, "\0\0\0\x20\x82", 5), 0);
+        close(half);
+    }
+    after = submit(c, c->fd, "upper", "still here", 0);
+    wait_job(c, c->fd, before, &resp, &buf);
+    assert_int_equal(resp.job.state, FORQ_STATE_SUCCEEDED); /* nothing lost */
+    free(buf);
+    wait_job(c, c->fd, after, &resp, &buf);
+    assert_true(msg_str_eq(resp.job.result, "STILL HERE"));
+    free(buf);
+}
+
+/* Send a hand-made body with its frame header. */
+static void
+send_body(int fd, const uint8_t *body, size_t n)
+{
+    uint8_t hdr[FRAME_HDR_LEN];
+
+    frame_hdr_encode(hdr, (uint32_t)n);
+    assert_int_equal(harness_send(fd, hdr, sizeof(hdr)), 0);
+    assert_int_equal(harness_send(fd, body, n), 0);
+}
+
+/* Valid msgpack, bad request: an error with the rid, and the connection stays. */
+static void
+test_bad_requests_keep_connection(void **state)
+{
+    /* {"op":"frobnicate","rid":9} */
+    static const uint8_t unknown_op[] = {0x82, 0xa2, 'o', 'p', 0xaa, 'f', 'r', 'o', 'b', 'n',
+                                         'i', 'c', 'a', 't', 'e', 0xa3, 'r', 'i', 'd', 0x09};
+    /* {"op":"submit","rid":10,"task":7,"payload":"x"} */
+    static const uint8_t wrong_type[] = {0x84, 0xa2, 'o', 'p', 0xa6, 's', 'u', 'b', 'm', 'i',
+                                         't', 0xa3, 'r', 'i', 'd', 0x0a, 0xa4, 't', 'a', 's',
+                                         'k', 0x07, 0xa7, 'p', 'a', 'y', 'l', 'o', 'a', 'd',
+                                         0xa1, 'x'};
+    /* {"op":"wait","rid":11} (id missing) */
+    static const uint8_t missing[] = {0x82, 0xa2, 'o', 'p', 0xa4, 'w', 'a', 'i', 't',
+                                      0xa3, 'r', 'i', 'd', 0x0b};
+    /* {"rid":12} (op missing) */
+    static const uint8_t no_op[] = {0x81, 0xa3, 'r', 'i', 'd', 0x0c};
+    static const struct {
+        const uint8_t *bytes;
+        size_t n;
+        uint64_t rid;
+        int code;
+    } cases[] = {
+        {unknown_op, sizeof(unknown_op), 9, FORQ_ERR_UNKNOWN_OP},
+        {wrong_type, sizeof(wrong_type), 10, FORQ_ERR_BAD_REQUEST},
+        {missing, sizeof(missing), 11, FORQ_ERR_BAD_REQUEST},
+        {no_op, sizeof(no_op), 12, FORQ_ERR_BAD_REQUEST},
+    };
+    struct ctx *c = *state;
+    struct msg_response resp;
+    uint8_t *buf;
+    size_t len;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        send_body(c->fd, cases[i].bytes, cases[i].n);
+        assert_int_equal(harness_recv_frame(c->fd, &buf, &len), 0);
+        assert_int_equal(msg_decode_response(&c->d, MSG_OP_PING, buf, len, &resp), 0);
+        assert_int_equal(resp.rid, cases[i].rid);
+        assert_int_equal(resp.err.code, cases[i].code);
+        assert_true(resp.err.msg.len > 0);
+        free(buf);
+    }
+    expect_result(c, "upper", "ok", "OK"); /* same connection, still served */
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hello_and_ping),
+        cmocka_unit_test(test_builtin_tasks),
+        cmocka_unit_test(test_fib_25_to_30),
+        cmocka_unit_test(test_failing_task),
+        cmocka_unit_test(test_refused_submissions),
+        cmocka_unit_test(test_unknown_ids_and_states),
+        cmocka_unit_test(test_wait_timeout_and_cancel),
+        cmocka_unit_test(test_pipelined_out_of_order),
+        cmocka_unit_test(test_malformed_frames_others_served),
+        cmocka_unit_test(test_bad_requests_keep_connection),
+    };
+
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
