@@ -1,1 +1,361 @@
-int main(void){return 0;}
+/*
+ * forq_bench.c — a simple load generator on libforq.
+ *
+ * THREADS threads share one forq_client (one connection, many requests in
+ * flight) and run JOBS jobs between them:
+ *   seq    each thread loops: submit, wait for the result;
+ *   batch  each thread submits up to 256 jobs, then collects their results,
+ *          and repeats.
+ * Every result is checked (upper: the payload in upper case; echo: the
+ * payload). Latency of a job is from the start of its submit to the moment
+ * its result is in hand. Prints jobs, threads, elapsed time, jobs/s, latency
+ * percentiles and the number of errors; exits non-zero if there were any.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "forq.h"
+
+#define BENCH_BATCH 256
+
+enum bench_mode { BENCH_SEQ, BENCH_BATCH_MODE };
+
+struct bench {
+    const char *addr;
+    const char *task;
+    uint64_t jobs;
+    unsigned threads;
+    size_t size;
+    int mode;
+    forq_client *client;
+};
+
+struct bench_thread {
+    const struct bench *b;
+    pthread_t tid;
+    unsigned index;
+    uint64_t jobs; /* this thread's share */
+    uint64_t *lat; /* per-job latency, ns */
+    uint64_t nlat;
+    uint64_t errors;
+    char first_error[256];
+};
+
+static uint64_t
+bench_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Count an error; keep the first one's text. */
+static void
+bench_error(struct bench_thread *t, const char *what, const char *detail)
+{
+    if (t->errors++ == 0)
+        snprintf(t->first_error, sizeof(t->first_error), "%s: %s", what, detail);
+}
+
+/* A lowercase payload that differs per job, so results cannot be mixed up. */
+static void
+bench_payload(char *buf, size_t size, unsigned thread, uint64_t seq)
+{
+    uint64_t x = (uint64_t)thread * 0x9e3779b97f4a7c15u ^ (seq + 1) * 0xbf58476d1ce4e5b9u;
+
+    for (size_t i = 0; i < size; i++) {
+        x ^= x >> 31;
+        x *= 0x94d049bb133111ebu;
+        buf[i] = (char)('a' + (x >> 59) % 26);
+    }
+}
+
+/* Is data the right result for payload? */
+static int
+bench_check(const struct bench *b, const char *payload, const void *data, size_t len)
+{
+    const char *d = data;
+
+    if (strcmp(b->task, "upper") == 0) {
+        if (len != b->size)
+            return 0;
+        for (size_t i = 0; i < len; i++)
+            if (d[i] != (char)toupper((unsigned char)payload[i]))
+                return 0;
+        return 1;
+    }
+    if (strcmp(b->task, "echo") == 0)
+        return len == b->size && memcmp(d, payload, len) == 0;
+    return 1; /* other tasks: success is all we can check */
+}
+
+/* Collect one result and record its latency. */
+static void
+bench_collect(struct bench_thread *t, forq_future *f, const char *payload, uint64_t t0)
+{
+    const void *data;
+    size_t len;
+    int r;
+
+    if ((r = forq_future_result(f, -1, &data, &len)) != 0)
+        bench_error(t, "result", forq_errmsg());
+    else if (!bench_check(t->b, payload, data, len))
+        bench_error(t, "result", "wrong bytes");
+    else
+        t->lat[t->nlat++] = bench_now_ns() - t0;
+}
+
+static void
+bench_run_seq(struct bench_thread *t, char *payload)
+{
+    forq_future *f;
+
+    for (uint64_t i = 0; i < t->jobs; i++) {
+        uint64_t t0 = bench_now_ns();
+
+        bench_payload(payload, t->b->size, t->index, i);
+        if (forq_submit(t->b->client, t->b->task, payload, t->b->size, NULL, &f) != 0) {
+            bench_error(t, "submit", forq_errmsg());
+            continue;
+        }
+        bench_collect(t, f, payload, t0);
+        forq_future_free(f);
+    }
+}
+
+static void
+bench_run_batch(struct bench_thread *t, char *payloads)
+{
+    forq_future *fs[BENCH_BATCH];
+    uint64_t t0s[BENCH_BATCH];
+    size_t size = t->b->size;
+
+    for (uint64_t done = 0; done < t->jobs;) {
+        unsigned n = t->jobs - done < BENCH_BATCH ? (unsigned)(t->jobs - done) : BENCH_BATCH;
+
+        for (unsigned k = 0; k < n; k++) {
+            char *p = payloads + (size_t)k * size;
+
+            t0s[k] = bench_now_ns();
+            bench_payload(p, size, t->index, done + k);
+            if (forq_submit(t->b->client, t->b->task, p, size, NULL, &fs[k]) != 0)
+                bench_error(t, "submit", forq_errmsg());
+        }
+        for (unsigned k = 0; k < n; k++) {
+            if (fs[k] != NULL)
+                bench_collect(t, fs[k], payloads + (size_t)k * size, t0s[k]);
+            forq_future_free(fs[k]);
+        }
+        done += n;
+    }
+}
+
+static void *
+bench_thread_main(void *arg)
+{
+    struct bench_thread *t = arg;
+    size_t n = t->b->mode == BENCH_SEQ ? 1 : BENCH_BATCH;
+    char *payloads = malloc(n * t->b->size + 1);
+
+    if (payloads == NULL) {
+        bench_error(t, "payload", "out of memory");
+        return NULL;
+    }
+    if (t->b->mode == BENCH_SEQ)
+        bench_run_seq(t, payloads);
+    else
+        bench_run_batch(t, payloads);
+    free(payloads);
+    return NULL;
+}
+
+static int
+bench_cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static double
+bench_pct_ms(const uint64_t *v, uint64_t n, double p)
+{
+    uint64_t i;
+
+    if (n == 0)
+        return 0;
+    i = (uint64_t)(p / 100.0 * (double)n);
+    return (double)v[i >= n ? n - 1 : i] / 1e6;
+}
+
+/* Merge latencies, print the report. Returns the number of errors. */
+static uint64_t
+bench_report(const struct bench *b, struct bench_thread *ts, double secs)
+{
+    uint64_t n = 0, errors = 0, *all;
+
+    for (unsigned i = 0; i < b->threads; i++)
+        n += ts[i].nlat;
+    if ((all = malloc((n ? n : 1) * sizeof(*all))) == NULL) {
+        fprintf(stderr, "forq-bench: out of memory\n");
+        return 1;
+    }
+    n = 0;
+    for (unsigned i = 0; i < b->threads; i++) {
+        memcpy(all + n, ts[i].lat, ts[i].nlat * sizeof(*all));
+        n += ts[i].nlat;
+        errors += ts[i].errors;
+        if (ts[i].errors)
+            fprintf(stderr, "forq-bench: thread %u: %" PRIu64 " errors, first: %s\n", i,
+                    ts[i].errors, ts[i].first_error);
+    }
+    qsort(all, n, sizeof(*all), bench_cmp_u64);
+    printf("server    %s\n", b->addr);
+    printf("task      %s, %zu-byte payloads, mode %s\n", b->task, b->size,
+           b->mode == BENCH_SEQ ? "seq" : "batch");
+    printf("jobs      %" PRIu64 "\n", b->jobs);
+    printf("threads   %u\n", b->threads);
+    printf("elapsed   %.3f s\n", secs);
+    printf("rate      %.0f jobs/s\n", secs > 0 ? (double)n / secs : 0.0);
+    printf("latency   p50 %.3f ms  p99 %.3f ms  p99.9 %.3f ms\n", bench_pct_ms(all, n, 50),
+           bench_pct_ms(all, n, 99), bench_pct_ms(all, n, 99.9));
+    printf("errors    %" PRIu64 "\n", errors);
+    free(all);
+    return errors;
+}
+
+static void
+bench_usage(FILE *fp)
+{
+    fputs("usage: forq-bench [-s ADDR] [-n JOBS] [-t THREADS] [--task NAME] [--size BYTES]\n"
+          "                  [--mode seq|batch]\n"
+          "  -s, --server ADDR  default $FORQ_SERVER, else " FORQ_DEFAULT_ADDR "\n"
+          "  -n, --jobs N       jobs in all (default 10000)\n"
+          "  -t, --threads N    threads sharing one client (default 4)\n"
+          "      --task NAME    task to run (default upper; upper and echo are checked)\n"
+          "      --size BYTES   payload size (default 16)\n"
+          "      --mode MODE    seq: submit + result in a loop; batch: submit up to 256,\n"
+          "                     then collect (default seq)\n",
+          fp);
+}
+
+static int
+bench_num(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *v)
+{
+    char *end;
+
+    errno = 0;
+    *v = strtoull(s, &end, 10);
+    if (s[0] < '0' || s[0] > '9' || *end != '\0' || errno != 0 || *v < min || *v > max) {
+        fprintf(stderr, "forq-bench: %s: expected a number in %" PRIu64 "..%" PRIu64 "\n", opt, min,
+                max);
+        return -1;
+    }
+    return 0;
+}
+
+/* Returns -1 to go on, or an exit status. */
+static int
+bench_parse(struct bench *b, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"server", required_argument, NULL, 's'},  {"jobs", required_argument, NULL, 'n'},
+        {"threads", required_argument, NULL, 't'}, {"task", required_argument, NULL, 'T'},
+        {"size", required_argument, NULL, 'S'},    {"mode", required_argument, NULL, 'm'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+    };
+    uint64_t v;
+    int ch;
+
+    while ((ch = getopt_long(argc, argv, "s:n:t:h", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 's':
+            b->addr = optarg;
+            break;
+        case 'n':
+            if (bench_num("--jobs", optarg, 1, UINT64_MAX / 2, &b->jobs) != 0)
+                return 2;
+            break;
+        case 't':
+            if (bench_num("--threads", optarg, 1, 1024, &v) != 0)
+                return 2;
+            b->threads = (unsigned)v;
+            break;
+        case 'T':
+            b->task = optarg;
+            break;
+        case 'S':
+            if (bench_num("--size", optarg, 0, (uint64_t)1 << 30, &v) != 0)
+                return 2;
+            b->size = (size_t)v;
+            break;
+        case 'm':
+            if (strcmp(optarg, "seq") != 0 && strcmp(optarg, "batch") != 0) {
+                fprintf(stderr, "forq-bench: --mode: seq or batch\n");
+                return 2;
+            }
+            b->mode = strcmp(optarg, "seq") == 0 ? BENCH_SEQ : BENCH_BATCH_MODE;
+            break;
+        case 'h':
+            bench_usage(stdout);
+            return 0;
+        default:
+            bench_usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        bench_usage(stderr);
+        return 2;
+    }
+    return -1;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct bench b = {NULL, "upper", 10000, 4, 16, BENCH_SEQ, NULL};
+    struct bench_thread *ts;
+    uint64_t t0, errors;
+    int r;
+
+    if ((r = bench_parse(&b, argc, argv)) >= 0)
+        return r;
+    if (b.addr == NULL && ((b.addr = getenv("FORQ_SERVER")) == NULL || b.addr[0] == '\0'))
+        b.addr = FORQ_DEFAULT_ADDR;
+    if (forq_connect(b.addr, &b.client) != 0) {
+        fprintf(stderr, "forq-bench: %s\n", forq_errmsg());
+        return 3;
+    }
+    if ((ts = calloc(b.threads, sizeof(*ts))) == NULL)
+        return 1;
+    for (unsigned i = 0; i < b.threads; i++) {
+        ts[i].b = &b;
+        ts[i].index = i;
+        ts[i].jobs = b.jobs / b.threads + (i < b.jobs % b.threads);
+        if ((ts[i].lat = calloc(ts[i].jobs ? ts[i].jobs : 1, sizeof(uint64_t))) == NULL)
+            return 1;
+    }
+    t0 = bench_now_ns();
+    for (unsigned i = 0; i < b.threads; i++)
+        if (pthread_create(&ts[i].tid, NULL, bench_thread_main, &ts[i]) != 0) {
+            fprintf(stderr, "forq-bench: cannot start thread %u\n", i);
+            return 1;
+        }
+    for (unsigned i = 0; i < b.threads; i++)
+        pthread_join(ts[i].tid, NULL);
+    errors = bench_report(&b, ts, (double)(bench_now_ns() - t0) / 1e9);
+    for (unsigned i = 0; i < b.threads; i++)
+        free(ts[i].lat);
+    free(ts);
+    forq_client_free(b.client);
+    return errors ? 1 : 0;
+}

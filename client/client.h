@@ -1,0 +1,100 @@
+/*
+ * client.h — libforq internals shared by client.c, future.c and the unit
+ * tests. Not installed and not exported: everything here has hidden
+ * visibility.
+ *
+ * client.c owns the connection: address parsing, connect, the per-connection
+ * I/O thread, the table of pending calls and the output queue, reconnects,
+ * and one request/response exchange (client_rpc_run). future.c builds the
+ * futures API and the job calls (submit, status, cancel) on top of that.
+ */
+#ifndef FORQ_CLIENT_H
+#define FORQ_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/un.h>
+
+#include "forq.h"
+#include "msg.h"
+
+#define CLIENT_CONNECT_TIMEOUT_MS 10000 /* TCP connect + HELLO answer */
+#define CLIENT_WAIT_GRACE_MS      2000  /* local deadline of a WAIT past its timeout_ms */
+#define CLIENT_ADDR_MAX           320   /* longest address string accepted */
+#define CLIENT_MIN_IN_FRAME       ((size_t)64 << 20) /* smallest limit on answer frames */
+
+enum client_addr_kind {
+    CLIENT_ADDR_TCP = 1,
+    CLIENT_ADDR_UNIX,
+};
+
+/* A parsed server address. */
+struct client_addr {
+    int kind;       /* enum client_addr_kind */
+    char host[256]; /* tcp: name or literal address, without the [] of IPv6 */
+    char port[6];   /* tcp: decimal 1..65535 */
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* unix: socket path */
+};
+
+/*
+ * Parse "tcp://HOST:PORT", "tcp://[V6ADDR]:PORT" or "unix:///PATH" (the path
+ * is everything after "unix://"). Returns 0 and fills *out, or
+ * FORQ_ERR_INVALID with the reason in forq_errmsg(). No I/O, no name lookup.
+ */
+int client_addr_parse(const char *s, struct client_addr *out);
+
+/*
+ * Set this thread's forq_errmsg() text and return code, so that a failing
+ * path reads `return client_seterr(FORQ_ERR_X, "...")`. The arguments may
+ * point into the current message.
+ */
+int client_seterr(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * Copy a wire string into a fixed buffer of size bytes, truncating at a UTF-8
+ * character boundary and always NUL-terminating.
+ */
+void client_strlcpy(char *dst, size_t size, struct msg_str s);
+
+/* Monotonic clock in milliseconds. */
+int64_t client_now_ms(void);
+
+/*
+ * One request/response exchange, owned by the calling thread. The decoder is
+ * the caller's own, so answers are decoded on the caller's thread; strings in
+ * resp point into body or dec and live until client_rpc_fini().
+ */
+struct client_rpc {
+    struct msg_decoder dec;
+    int dec_ok;               /* dec was initialised */
+    struct msg_response resp; /* valid when client_rpc_run returned 0 */
+    uint8_t *body;            /* the answer's frame body (malloc'd) */
+    size_t len;
+};
+
+/*
+ * Send req (its rid is assigned here) on c's connection, reconnecting first if
+ * the connection was lost, and wait for the answer: without limit when
+ * wait_ms < 0, else at most wait_ms (then FORQ_ERR_TIMEOUT; a late answer is
+ * dropped). Returns 0 with rpc->resp decoded, the server's err.code (message in
+ * forq_errmsg()), FORQ_ERR_DISCONNECTED, FORQ_ERR_INVALID (client closed),
+ * FORQ_ERR_TOO_BIG (the frame is over the server's max_frame),
+ * FORQ_ERR_PROTOCOL (an answer this client cannot read), FORQ_ERR_NOMEM.
+ * rpc is initialised here; call client_rpc_fini() afterwards in every case.
+ * Thread-safe.
+ */
+int client_rpc_run(forq_client *c, struct msg_request *req, int64_t wait_ms,
+                   struct client_rpc *rpc);
+void client_rpc_fini(struct client_rpc *rpc);
+
+/*
+ * Is the client still open? Returns 0, or FORQ_ERR_INVALID (with errmsg) when
+ * c is NULL or has been closed.
+ */
+int client_check_open(forq_client *c);
+
+/* References that keep c's memory alive (futures take one each). */
+void client_ref(forq_client *c);
+void client_unref(forq_client *c);
+
+#endif /* FORQ_CLIENT_H */
