@@ -83,7 +83,8 @@ frame_reader_reserve(struct frame_reader *r, size_t want)
     if (want > SIZE_MAX - r->len)
         return FORQ_ERR_NOMEM;
     need = r->len + want;
-    if (need <= r->cap)
+    /* Allocate even for want == 0: callers add len to buf, and NULL + 0 is undefined. */
+    if (need <= r->cap && r->buf != NULL)
         return 0;
     cap = r->cap ? r->cap : FRAME_READER_MIN_CAP;
     while (cap < need)

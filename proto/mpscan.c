@@ -233,6 +233,10 @@ mpscan_map_uint(const uint8_t *buf, size_t len, const char *key, uint64_t *val)
             *val = *p;
         else if (*p >= 0xcc && *p <= 0xcf && mpscan_head(p, len - pos, &h, &why) == 0)
             *val = mpscan_be(p + 1, (unsigned)h.skip - 1);
+        else if (*p >= 0xd0 && *p <= 0xd3 && mpscan_head(p, len - pos, &h, &why) == 0 &&
+                 (p[1] & 0x80) == 0)
+            /* A non-negative signed int: msgpack-c (and so msg_decode_*) reads it as a uint. */
+            *val = mpscan_be(p + 1, (unsigned)h.skip - 1);
         else
             return FORQ_ERR_BAD_REQUEST;
         return 0;

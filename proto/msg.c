@@ -351,7 +351,7 @@ msg_pack_value(msgpack_packer *pk, const struct msg_field *f, const void *p)
         return msg_pack_map(pk, f->sub, CAT(p, f->off, char));
     case MSG_F_LIST: {
         size_t n = *CAT(p, f->count_off, size_t);
-        const char *elems = *CAT(p, f->off, const char *);
+        const char *elems = *CAT(p, f->off, char *);
         int e;
 
         if (n > UINT32_MAX)
@@ -462,6 +462,36 @@ out:
     return msg_frame_end(sb, start, e);
 }
 
+/*
+ * {rid, err: {code, msg}}. text is counted, so it may point into a frame; an
+ * empty text is sent as the code's description, so that an error always
+ * carries a message and encoding what was decoded gives the same bytes.
+ */
+static int
+msg_encode_err(msgpack_sbuffer *sb, uint64_t rid, int code, struct msg_str text)
+{
+    struct msg_error err = {code, text};
+    msgpack_packer pk;
+    size_t start;
+    int e;
+
+    if (code >= 0)
+        return FORQ_ERR_INVALID;
+    if (err.msg.len == 0)
+        err.msg = msg_str_c(forq_strerror(code));
+    if ((e = msg_frame_begin(sb, &start)) != 0)
+        return e;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    if (msgpack_pack_map(&pk, 2) || (e = msg_pack_key(&pk, "rid")) != 0 ||
+        msgpack_pack_uint64(&pk, rid) || (e = msg_pack_key(&pk, "err")) != 0) {
+        e = e ? e : FORQ_ERR_NOMEM;
+        goto out;
+    }
+    e = msg_pack_map(&pk, &msg_error_spec, &err);
+out:
+    return msg_frame_end(sb, start, e);
+}
+
 int
 msg_encode_response(msgpack_sbuffer *sb, int op, const struct msg_response *resp)
 {
@@ -472,7 +502,7 @@ msg_encode_response(msgpack_sbuffer *sb, int op, const struct msg_response *resp
     if (op < 0 || op >= MSG_OP__COUNT)
         return FORQ_ERR_INVALID;
     if (resp->err.code != 0)
-        return msg_encode_error(sb, resp->rid, resp->err.code, resp->err.msg.ptr);
+        return msg_encode_err(sb, resp->rid, resp->err.code, resp->err.msg);
     if ((e = msg_frame_begin(sb, &start)) != 0)
         return e;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
@@ -489,24 +519,7 @@ out:
 int
 msg_encode_error(msgpack_sbuffer *sb, uint64_t rid, int code, const char *text)
 {
-    struct msg_error err = {code, msg_str_c(text ? text : forq_strerror(code))};
-    msgpack_packer pk;
-    size_t start;
-    int e;
-
-    if (code >= 0)
-        return FORQ_ERR_INVALID;
-    if ((e = msg_frame_begin(sb, &start)) != 0)
-        return e;
-    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    if (msgpack_pack_map(&pk, 2) || (e = msg_pack_key(&pk, "rid")) != 0 ||
-        msgpack_pack_uint64(&pk, rid) || (e = msg_pack_key(&pk, "err")) != 0) {
-        e = e ? e : FORQ_ERR_NOMEM;
-        goto out;
-    }
-    e = msg_pack_map(&pk, &msg_error_spec, &err);
-out:
-    return msg_frame_end(sb, start, e);
+    return msg_encode_err(sb, rid, code, msg_str_c(text));
 }
 
 /* ------------------------------------------------------------------ decoding */
@@ -731,18 +744,30 @@ msg_unpack_map(struct msg_decoder *d, const msgpack_object *map, const struct ms
     return 0;
 }
 
-/* Look up a top-level key in a map object. */
-static const msgpack_object *
-msg_map_get(const msgpack_object *map, const char *key)
+/*
+ * Look up a top-level key in a map object: 0 with *val set (NULL when absent),
+ * or FORQ_ERR_BAD_REQUEST when the key is there twice. rid, op and err are
+ * read here rather than through a table, and a peer that keeps the first copy
+ * and one that keeps the last would read different messages.
+ */
+static int
+msg_map_get(struct msg_decoder *d, const msgpack_object *map, const char *key,
+            const msgpack_object **val)
 {
+    *val = NULL;
     for (uint32_t k = 0; k < map->via.map.size; k++) {
         struct msg_str s;
 
-        if (msg_obj_str(&map->via.map.ptr[k].key, &s) &&
-            map->via.map.ptr[k].key.type == MSGPACK_OBJECT_STR && msg_str_eq(s, key))
-            return &map->via.map.ptr[k].val;
+        if (!msg_obj_str(&map->via.map.ptr[k].key, &s) ||
+            map->via.map.ptr[k].key.type != MSGPACK_OBJECT_STR || !msg_str_eq(s, key))
+            continue;
+        if (*val != NULL) {
+            *val = NULL;
+            return msg_why(d, FORQ_ERR_BAD_REQUEST, "%s: given twice", key);
+        }
+        *val = &map->via.map.ptr[k].val;
     }
-    return NULL;
+    return 0;
 }
 
 /* Check and unpack a body into a top-level map object. */
@@ -770,8 +795,11 @@ msg_unpack_top(struct msg_decoder *d, const uint8_t *body, size_t len, msgpack_o
 static int
 msg_unpack_rid(struct msg_decoder *d, const msgpack_object *top, uint64_t *rid)
 {
-    const msgpack_object *o = msg_map_get(top, "rid");
+    const msgpack_object *o;
+    int e;
 
+    if ((e = msg_map_get(d, top, "rid", &o)) != 0)
+        return e;
     if (o == NULL)
         return msg_why(d, FORQ_ERR_BAD_REQUEST, "rid: missing");
     if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
@@ -794,7 +822,9 @@ msg_decode_request(struct msg_decoder *d, const uint8_t *body, size_t len,
     if ((e = msg_unpack_top(d, body, len, &top)) != 0 ||
         (e = msg_unpack_rid(d, &top, &req->rid)) != 0)
         return e;
-    if ((op = msg_map_get(&top, "op")) == NULL)
+    if ((e = msg_map_get(d, &top, "op", &op)) != 0)
+        return e;
+    if (op == NULL)
         return msg_why(d, FORQ_ERR_BAD_REQUEST, "op: missing");
     if (op->type != MSGPACK_OBJECT_STR || !msg_obj_str(op, &name))
         return msg_why(d, FORQ_ERR_BAD_REQUEST, "op: expected a string");
@@ -824,7 +854,9 @@ msg_decode_response(struct msg_decoder *d, int op, const uint8_t *body, size_t l
     if ((e = msg_unpack_top(d, body, len, &top)) != 0 ||
         (e = msg_unpack_rid(d, &top, &resp->rid)) != 0)
         return e;
-    if ((err = msg_map_get(&top, "err")) != NULL && err->type != MSGPACK_OBJECT_NIL) {
+    if ((e = msg_map_get(d, &top, "err", &err)) != 0)
+        return e;
+    if (err != NULL && err->type != MSGPACK_OBJECT_NIL) {
         if ((e = msg_unpack_map(d, err, &msg_error_spec, &resp->err, "err.")) != 0)
             return e;
         if (resp->err.code >= 0)

@@ -203,7 +203,11 @@ int msg_peek_rid(const uint8_t *body, size_t len, uint64_t *rid);
  */
 int msg_encode_request(msgpack_sbuffer *sb, const struct msg_request *req);
 int msg_encode_response(msgpack_sbuffer *sb, int op, const struct msg_response *resp);
-/* Shorthand for an error response: {rid, err: {code, msg}}. */
+/*
+ * Shorthand for an error response: {rid, err: {code, msg}}. msg_encode_response
+ * writes the same when resp->err.code != 0. A NULL or empty text is sent as
+ * forq_strerror(code).
+ */
 int msg_encode_error(msgpack_sbuffer *sb, uint64_t rid, int code, const char *msg);
 
 /* Helpers: wrap a C string; compare a msg_str with a C string. */
