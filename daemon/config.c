@@ -135,7 +135,8 @@ static const struct config_limit config_limits[] = {
     {OPT_MAX_PAYLOAD, "--max-payload", 1, 0, 256 * MIB},
     {OPT_MAX_RESULT, "--max-result", 1, 0, 256 * MIB},
     {OPT_MAX_QUEUED, "--max-queued", 0, 1, (uint64_t)1 << 32},
-    {OPT_MAX_QUEUES, "--max-queues", 0, 1, 1 << 20},
+    /* STATS lists every queue in one message, which holds at most MSG_MAX_ITEMS elements. */
+    {OPT_MAX_QUEUES, "--max-queues", 0, 1, 4096},
     {OPT_MAX_INFLIGHT, "--max-inflight", 0, 1, 1 << 20},
     {OPT_MAX_CONNECTIONS, "--max-connections", 0, 1, 1 << 20},
     {OPT_RESULT_TTL, "--result-ttl", 0, 1, 10 * 365 * 24 * 3600},
@@ -211,7 +212,12 @@ config_parse_args(struct config *cfg, int argc, char **argv, char *err, size_t e
     int c, e, level;
 
     err[0] = '\0';
-    optind = 1;
+    /*
+     * 0, not 1: glibc and musl then also forget their position inside the
+     * previous argv (a cluster like "-hV" left half read), so a second parse
+     * starts clean instead of reading stale or freed memory.
+     */
+    optind = 0;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":hV", config_options, NULL)) != -1) {
         switch (c) {
@@ -237,7 +243,10 @@ config_parse_args(struct config *cfg, int argc, char **argv, char *err, size_t e
             snprintf(err, errlen, "%s: needs a value", argv[optind - 1]);
             return FORQ_ERR_INVALID;
         case '?':
-            snprintf(err, errlen, "unknown option '%s' (see --help)", argv[optind - 1]);
+            if (optopt != 0)
+                snprintf(err, errlen, "unknown option '-%c' (see --help)", optopt);
+            else
+                snprintf(err, errlen, "unknown option '%s' (see --help)", argv[optind - 1]);
             return FORQ_ERR_INVALID;
         default:
             if ((e = config_set_number(cfg, c, optarg, err, errlen)) != 0)

@@ -41,7 +41,8 @@ struct pool_worker {
     struct event *exit_ev;
     struct event *respawn_ev;
     uint64_t spawned_us;
-    unsigned quick_deaths; /* consecutive deaths soon after spawning */
+    uint64_t jobs_at_spawn; /* jobs_done when this process started */
+    unsigned quick_deaths;  /* consecutive deaths soon after spawning, with no job done */
 
     int busy;          /* a job is in the slot and not harvested */
     void *cookie;
@@ -190,7 +191,8 @@ pool_exit_cb(evutil_socket_t fd, short what, void *arg)
     w->pidfd = -1;
     w->pid = 0;
     w->restarts++;
-    died_young = job_now_us() - w->spawned_us < POOL_QUICK_DEATH_US;
+    died_young = job_now_us() - w->spawned_us < POOL_QUICK_DEATH_US &&
+                 w->jobs_done == w->jobs_at_spawn;
     pool_idle_drop(p, w);
 
     if (w->busy) {
@@ -205,8 +207,9 @@ pool_exit_cb(evutil_socket_t fd, short what, void *arg)
             w->cookie = NULL;
             w->job_id = 0;
             died_young = 0; /* a job killed it, not its start-up */
-            log_warn("worker %d (slot %u) %s while running job %llu; replacing it", (int)pid,
-                     w->idx, why, (unsigned long long)id);
+            log_warn("worker %d (slot %u) %s %s job %llu; replacing it", (int)pid, w->idx, why,
+                     st == SLOT_RUNNING ? "while running" : "before it started",
+                     (unsigned long long)id);
             p->ops->lost(p->arg, cookie, st == SLOT_RUNNING, why);
         }
     } else if (!p->stopping) {
@@ -257,6 +260,7 @@ pool_spawn(struct pool_worker *w)
     w->pid = pid;
     w->pidfd = pidfd;
     w->spawned_us = job_now_us();
+    w->jobs_at_spawn = w->jobs_done;
     pool_idle_push(p, w);
     log_debug("worker %d started in slot %u", (int)pid, w->idx);
     return 0;
@@ -341,10 +345,10 @@ pool_run(struct pool *p, uint64_t job_id, int task, const void *payload, size_t 
     int e;
 
     *pid = 0;
-    if (p->nidle == 0)
-        return FORQ_ERR_LIMIT;
     if (len > p->cfg.payload_cap)
         return FORQ_ERR_TOO_BIG;
+    if (p->nidle == 0)
+        return FORQ_ERR_LIMIT;
     w = &p->workers[p->idle[p->nidle - 1]];
     if (len > 0)
         memcpy(slot_payload(w->slot), payload, len);

@@ -98,6 +98,8 @@ task_fail(struct forq_task_io *io)
 {
     size_t n = io->payload_len;
 
+    if (io->errmsg_cap == 0)
+        return FORQ_ERR_TASK_FAILED;
     if (n == 0)
         return forq_task_fail(io, "failed on request");
     if (n >= io->errmsg_cap)
@@ -164,6 +166,8 @@ task_run(const struct task_table *t, int idx, struct forq_task_io *io)
     int r;
 
     io->result_len = 0;
+    if (io->errmsg_cap == 0)
+        return FORQ_ERR_INVALID; /* no room even for the message saying why */
     io->errmsg[0] = '\0';
     if (idx < 0 || (size_t)idx >= t->ntasks)
         return forq_task_fail(io, "no task with index %d", idx);
