@@ -177,9 +177,9 @@ harness_stop(struct harness *h)
     return r;
 }
 
-/* Run a program to completion, capturing one of its streams into out. */
+/* Run a program to completion, capturing stdout (and stderr if both) into out. */
 static int
-harness_run(const char *path, const char *const *args, const char *stdin_data, int capture_err,
+harness_run(const char *path, const char *const *args, const char *stdin_data, int both,
             char *out, size_t outlen)
 {
     const char *argv[HARNESS_ARGS_MAX];
@@ -194,8 +194,7 @@ harness_run(const char *path, const char *const *args, const char *stdin_data, i
     argv[n] = NULL;
     if (pipe2(outp, O_CLOEXEC) != 0 || (stdin_data != NULL && pipe2(inp, O_CLOEXEC) != 0))
         return -1;
-    pid = harness_spawn(path, argv, capture_err ? -1 : outp[1], capture_err ? outp[1] : -1,
-                        inp[0]);
+    pid = harness_spawn(path, argv, outp[1], both ? outp[1] : -1, inp[0]);
     close(outp[1]);
     if (inp[0] >= 0) {
         close(inp[0]);
@@ -380,14 +379,16 @@ harness_wait_running(forq_client *c, uint64_t id)
     while (harness_now_ms() < deadline) {
         struct forq_job_info info;
         pid_t pid;
+        int st;
 
         if (forq_status(c, id, &info) != 0)
             return -1;
         pid = info.worker_pid;
+        st = info.state;
         forq_job_info_clear(&info);
-        if (info.state == FORQ_STATE_RUNNING)
+        if (st == FORQ_STATE_RUNNING)
             return pid;
-        if (forq_state_is_final(info.state))
+        if (forq_state_is_final(st))
             return -1;
         harness_sleep_ms(5);
     }

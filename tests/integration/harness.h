@@ -42,7 +42,7 @@ int harness_start(struct harness *h, const char *const *extra);
 /* SIGTERM forqd, wait for it, remove the temp dir. Returns its exit status (or -1). */
 int harness_stop(struct harness *h);
 
-/* Run forqd with these arguments only and capture its exit status and stderr. */
+/* Run forqd with these arguments only; capture stdout + stderr and the exit status. */
 int harness_run_forqd(const char *const *args, char *out, size_t outlen);
 
 /* Run the forq CLI with these arguments; capture stdout and the exit status. */
