@@ -86,8 +86,17 @@ idmap_grow(struct idmap *m)
 int
 idmap_put(struct idmap *m, uint64_t key, void *val)
 {
+    size_t i;
     int e;
 
+    /* Replacing never grows the table, so it cannot fail. */
+    for (i = m->cap ? idmap_slot_of(m, key) : 0; m->cap && m->slots[i].val != NULL;
+         i = (i + 1) & (m->cap - 1)) {
+        if (m->slots[i].key == key) {
+            m->slots[i].val = val;
+            return 0;
+        }
+    }
     /* Keep the load under 5/8 so probe runs stay short. */
     if ((m->len + 1) * 8 > m->cap * 5 && (e = idmap_grow(m)) != 0)
         return e;

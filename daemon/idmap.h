@@ -29,7 +29,10 @@ void idmap_fini(struct idmap *m);
 
 /* The value stored under key, or NULL. */
 void *idmap_get(const struct idmap *m, uint64_t key);
-/* Store val (non-NULL) under key, replacing any previous value. 0 or FORQ_ERR_NOMEM. */
+/*
+ * Store val (non-NULL) under key, replacing any previous value. 0 or
+ * FORQ_ERR_NOMEM; replacing an existing key never fails.
+ */
 int idmap_put(struct idmap *m, uint64_t key, void *val);
 /* Remove key; returns its value or NULL when absent. */
 void *idmap_del(struct idmap *m, uint64_t key);

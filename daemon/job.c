@@ -44,6 +44,26 @@ job_free(struct job *job)
     free(job);
 }
 
+struct job *
+job_shrink(struct job *job)
+{
+    size_t keylen = job->unique_key != NULL ? strlen(job->unique_key) + 1 : 0;
+    struct job *j;
+
+    if (job->payload_len == 0)
+        return job;
+    if (keylen > 0) {
+        memmove(job->payload, job->unique_key, keylen);
+        job->unique_key = (char *)job->payload;
+    }
+    job->payload_len = 0;
+    if ((j = realloc(job, sizeof(*job) + keylen)) == NULL)
+        return job;
+    if (j->unique_key != NULL)
+        j->unique_key = (char *)j->payload;
+    return j;
+}
+
 int
 job_set_result(struct job *job, const void *data, size_t len)
 {

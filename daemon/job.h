@@ -56,6 +56,14 @@ struct job *job_new(const void *payload, size_t payload_len, const char *unique_
 /* Free the job and what it owns. NULL is a no-op. The job must be in no list. */
 void job_free(struct job *job);
 
+/*
+ * Drop the payload of a finished job (it will not run again), keeping the
+ * record and its unique key: the allocation shrinks and may move. Returns the
+ * job's address, new or old (if realloc failed, the job is just not smaller).
+ * The caller must re-point whatever refers to the job; it may be in no list.
+ */
+struct job *job_shrink(struct job *job);
+
 /* Store a copy of the result. 0 or FORQ_ERR_NOMEM (job unchanged). */
 int job_set_result(struct job *job, const void *data, size_t len);
 /* Record an error code and a copy of msg (NULL: the code's description). */

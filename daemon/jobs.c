@@ -48,12 +48,16 @@ jobs_waiter_free(struct jobs_waiter *w)
     free(w);
 }
 
-/* Move a job to a final state and answer everyone waiting for it. */
-static void
+/*
+ * Move a job to a final state and answer everyone waiting for it. Its payload
+ * is dropped, which may move it: returns its address from now on.
+ */
+static struct job *
 jobs_finish(struct jobs *s, struct job *job, int state)
 {
     struct jobs_waiter *w;
     struct queue *q = job->queue;
+    struct job *moved;
 
     if (job->state == FORQ_STATE_RUNNING) {
         q->running--;
@@ -71,19 +75,24 @@ jobs_finish(struct jobs *s, struct job *job, int state)
         q->cancelled++;
         s->cancelled++;
     }
-    TAILQ_INSERT_TAIL(&s->finished, job, fin_link);
     while ((w = LIST_FIRST(&job->waiters)) != NULL) {
         LIST_REMOVE(w, job_link);
         w->fn(w->arg, w, job, 0);
         jobs_waiter_free(w);
     }
+    /* Only the id map points at it now (the pool and the queue let go of it). */
+    moved = job_shrink(job);
+    if (moved != job)
+        idmap_put(&s->jobs, moved->id, moved); /* replaces: cannot fail */
+    TAILQ_INSERT_TAIL(&s->finished, moved, fin_link);
+    return moved;
 }
 
 static void
 jobs_fail(struct jobs *s, struct job *job, int code, const char *msg)
 {
     job_set_error(job, code, msg);
-    jobs_finish(s, job, FORQ_STATE_FAILED);
+    (void)jobs_finish(s, job, FORQ_STATE_FAILED);
 }
 
 /* ------------------------------------------------------------------ pool callbacks */
@@ -103,7 +112,7 @@ jobs_done_cb(void *arg, void *cookie, int status, const uint8_t *result, size_t 
         jobs_fail(s, job, FORQ_ERR_NOMEM, "out of memory storing the result");
         return;
     }
-    jobs_finish(s, job, FORQ_STATE_SUCCEEDED);
+    (void)jobs_finish(s, job, FORQ_STATE_SUCCEEDED);
 }
 
 static void
@@ -329,7 +338,7 @@ jobs_cancel(struct jobs *s, uint64_t id, const struct job **out, char *why, size
     case FORQ_STATE_SCHEDULED:
         queue_remove(&s->queues, job);
         job_set_error(job, FORQ_ERR_CANCELLED, "cancelled by request");
-        jobs_finish(s, job, FORQ_STATE_CANCELLED);
+        *out = jobs_finish(s, job, FORQ_STATE_CANCELLED);
         return 0;
     default:
         snprintf(why, whylen, "job %llu is %s; only a job that has not started can be cancelled",
