@@ -214,8 +214,7 @@ msg_str_eq(struct msg_str s, const char *c)
     return s.len == n && (n == 0 || memcmp(s.ptr, c, n) == 0);
 }
 
-/* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
-static int
+int
 msg_utf8_valid(const uint8_t *s, size_t n)
 {
     size_t i = 0;

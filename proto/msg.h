@@ -210,6 +210,12 @@ int msg_encode_response(msgpack_sbuffer *sb, int op, const struct msg_response *
  */
 int msg_encode_error(msgpack_sbuffer *sb, uint64_t rid, int code, const char *msg);
 
+/*
+ * 1 if s[0..n) is valid UTF-8 by the protocol's strict rule: no overlong
+ * forms, no surrogates, nothing above U+10FFFF. Else 0.
+ */
+int msg_utf8_valid(const uint8_t *s, size_t n);
+
 /* Helpers: wrap a C string; compare a msg_str with a C string. */
 struct msg_str msg_str_c(const char *s);
 int msg_str_eq(struct msg_str s, const char *c);

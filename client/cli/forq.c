@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "forq.h"
+#include "msg.h"
 
 #define CLI_DEFAULT_ADDR FORQ_DEFAULT_ADDR
 
@@ -183,41 +184,6 @@ cli_fail(const char *what, int code)
 
 /* ------------------------------------------------------------------ JSON */
 
-static int
-cli_utf8_valid(const uint8_t *s, size_t n)
-{
-    size_t i = 0, k;
-    uint32_t cp, min;
-
-    while (i < n) {
-        uint8_t c = s[i];
-
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xe0) == 0xc0) {
-            k = 1, cp = c & 0x1f, min = 0x80;
-        } else if ((c & 0xf0) == 0xe0) {
-            k = 2, cp = c & 0x0f, min = 0x800;
-        } else if ((c & 0xf8) == 0xf0) {
-            k = 3, cp = c & 0x07, min = 0x10000;
-        } else {
-            return 0;
-        }
-        if (n - i <= k)
-            return 0;
-        for (size_t j = 1; j <= k; j++) {
-            if ((s[i + j] & 0xc0) != 0x80)
-                return 0;
-            cp = cp << 6 | (s[i + j] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        i += k + 1;
-    }
-    return 1;
-}
-
 /* The inside of a JSON string; s must be valid UTF-8. */
 static void
 cli_json_chars(const char *s, size_t n)
@@ -254,7 +220,7 @@ cli_json_text(const char *s)
 {
     size_t n = strlen(s);
 
-    if (cli_utf8_valid((const uint8_t *)s, n)) {
+    if (msg_utf8_valid((const uint8_t *)s, n)) {
         cli_json_str(s, n);
         return;
     }
@@ -318,7 +284,7 @@ cli_print_outcome(const struct cli *cli, uint64_t id, int r, const forq_future *
                r == 0                    ? "succeeded"
                : r == FORQ_ERR_CANCELLED ? "cancelled"
                                          : "failed");
-        if (r == 0 && cli_utf8_valid(data, len)) {
+        if (r == 0 && msg_utf8_valid(data, len)) {
             fputs(",\"result\":", stdout);
             cli_json_str(data, len);
         } else if (r == 0) {

@@ -19,6 +19,11 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
 
 #include "frame.h"
 #include "harness.h"
@@ -175,6 +180,34 @@ harness_stop(struct harness *h)
         h->dir[0] = '\0';
     }
     return r;
+}
+
+int
+harness_fixture_setup(void **state, const char *const *extra)
+{
+    struct harness_fixture *x = calloc(1, sizeof(*x));
+
+    *state = x;
+    if (x == NULL || harness_start(&x->h, extra) != 0)
+        return -1;
+    if (forq_connect(x->h.addr, &x->c) != 0) {
+        fprintf(stderr, "harness: %s\n", forq_errmsg());
+        return -1;
+    }
+    return 0;
+}
+
+int
+harness_fixture_teardown(void **state)
+{
+    struct harness_fixture *x = *state;
+
+    if (x == NULL)
+        return 0;
+    forq_client_free(x->c);
+    assert_int_equal(harness_stop(&x->h), 0);
+    free(x);
+    return 0;
 }
 
 /* Run a program to completion, capturing stdout (and stderr if both) into out. */

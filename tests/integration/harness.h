@@ -51,6 +51,19 @@ int harness_run_cli(const char *const *args, const char *stdin_data, char *out, 
 /* The log so far (NUL-terminated, truncated to len). */
 void harness_read_log(const struct harness *h, char *buf, size_t len);
 
+/*
+ * The usual test group: a forqd started with extra args and one libforq
+ * client connected to it. Use from cmocka group setup and teardown; the
+ * teardown asserts that forqd exited cleanly (status 0) on SIGTERM.
+ */
+struct harness_fixture {
+    struct harness h;
+    forq_client *c;
+};
+
+int harness_fixture_setup(void **state, const char *const *extra);
+int harness_fixture_teardown(void **state);
+
 /* ------------------------------------------------------------------ raw sockets */
 
 /* Connect a plain socket to the daemon's TCP port. Returns the fd or -1. */

@@ -14,32 +14,12 @@
 
 #include "harness.h"
 
-struct ctx {
-    struct harness h;
-    forq_client *c;
-};
-
 static int
 group_setup(void **state)
 {
     static const char *const args[] = {"--workers=1", NULL};
-    struct ctx *x = calloc(1, sizeof(*x));
 
-    if (x == NULL || harness_start(&x->h, args) != 0 || forq_connect(x->h.addr, &x->c) != 0)
-        return -1;
-    *state = x;
-    return 0;
-}
-
-static int
-group_teardown(void **state)
-{
-    struct ctx *x = *state;
-
-    forq_client_free(x->c);
-    assert_int_equal(harness_stop(&x->h), 0);
-    free(x);
-    return 0;
+    return harness_fixture_setup(state, args);
 }
 
 static forq_future *
@@ -56,7 +36,7 @@ submit(forq_client *c, const char *task, const char *payload, const char *queue,
 
 /* Occupy the only worker until the test has queued everything. */
 static forq_future *
-occupy_worker(struct ctx *x)
+occupy_worker(struct harness_fixture *x)
 {
     forq_future *f = submit(x->c, "sleep", "300", NULL, 0);
 
@@ -81,7 +61,7 @@ started_us(forq_client *c, forq_future *f)
 
 /* Jobs must have started in exactly this order. */
 static void
-expect_order(struct ctx *x, forq_future **order, int n)
+expect_order(struct harness_fixture *x, forq_future **order, int n)
 {
     uint64_t prev = 0;
 
@@ -99,7 +79,7 @@ expect_order(struct ctx *x, forq_future **order, int n)
 static void
 test_priority_order_one_worker(void **state)
 {
-    struct ctx *x = *state;
+    struct harness_fixture *x = *state;
     forq_future *busy = occupy_worker(x), *p20, *p10, *p30, *order[3];
 
     p20 = submit(x->c, "sleep", "20", NULL, 20);
@@ -116,7 +96,7 @@ test_priority_order_one_worker(void **state)
 static void
 test_fifo_among_equals(void **state)
 {
-    struct ctx *x = *state;
+    struct harness_fixture *x = *state;
     forq_future *busy = occupy_worker(x), *order[5];
     forq_future *a = submit(x->c, "echo", "a", NULL, 5);
     forq_future *b = submit(x->c, "echo", "b", NULL, 5);
@@ -137,7 +117,7 @@ test_fifo_among_equals(void **state)
 static void
 test_order_across_queues(void **state)
 {
-    struct ctx *x = *state;
+    struct harness_fixture *x = *state;
     forq_future *busy = occupy_worker(x), *order[4];
     forq_future *a5 = submit(x->c, "echo", "1", "alpha", 5);
     forq_future *b1 = submit(x->c, "echo", "2", "beta", 1);
@@ -156,7 +136,7 @@ test_order_across_queues(void **state)
 static void
 test_cancel_from_middle(void **state)
 {
-    struct ctx *x = *state;
+    struct harness_fixture *x = *state;
     forq_future *busy = occupy_worker(x), *order[3], *f[4];
     const void *data;
     size_t len;
@@ -183,5 +163,5 @@ main(void)
         cmocka_unit_test(test_cancel_from_middle),
     };
 
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, group_setup, harness_fixture_teardown);
 }

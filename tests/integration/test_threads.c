@@ -19,11 +19,6 @@
 #define THREADS 8
 #define PER_THREAD 100
 
-struct ctx {
-    struct harness h;
-    forq_client *c;
-};
-
 struct worker_arg {
     forq_client *c;
     int t;
@@ -35,23 +30,8 @@ static int
 group_setup(void **state)
 {
     static const char *const args[] = {"--workers=2", NULL};
-    struct ctx *x = calloc(1, sizeof(*x));
 
-    if (x == NULL || harness_start(&x->h, args) != 0 || forq_connect(x->h.addr, &x->c) != 0)
-        return -1;
-    *state = x;
-    return 0;
-}
-
-static int
-group_teardown(void **state)
-{
-    struct ctx *x = *state;
-
-    forq_client_free(x->c);
-    assert_int_equal(harness_stop(&x->h), 0);
-    free(x);
-    return 0;
+    return harness_fixture_setup(state, args);
 }
 
 static void
@@ -126,7 +106,7 @@ thread_batch(void *arg)
 }
 
 static void
-run_threads(struct ctx *x, void *(*fn)(void *))
+run_threads(struct harness_fixture *x, void *(*fn)(void *))
 {
     struct worker_arg args[THREADS];
     pthread_t th[THREADS];
@@ -162,7 +142,7 @@ test_8_threads_x_100_in_flight(void **state)
 static void
 test_stats_count_them(void **state)
 {
-    struct ctx *x = *state;
+    struct harness_fixture *x = *state;
     struct forq_stats *st;
 
     assert_int_equal(forq_stats(x->c, &st), 0);
@@ -183,5 +163,5 @@ main(void)
         cmocka_unit_test(test_stats_count_them),
     };
 
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, group_setup, harness_fixture_teardown);
 }

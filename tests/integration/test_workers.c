@@ -20,32 +20,12 @@
 
 #define WORKERS 2
 
-struct ctx {
-    struct harness h;
-    forq_client *c;
-};
-
 static int
 group_setup(void **state)
 {
     static const char *const args[] = {"--workers=2", NULL};
-    struct ctx *x = calloc(1, sizeof(*x));
 
-    if (x == NULL || harness_start(&x->h, args) != 0 || forq_connect(x->h.addr, &x->c) != 0)
-        return -1;
-    *state = x;
-    return 0;
-}
-
-static int
-group_teardown(void **state)
-{
-    struct ctx *x = *state;
-
-    forq_client_free(x->c);
-    assert_int_equal(harness_stop(&x->h), 0);
-    free(x);
-    return 0;
+    return harness_fixture_setup(state, args);
 }
 
 /* Poll STATS until both slots run live workers and none of them is `gone`. */
@@ -102,7 +82,7 @@ total_restarts(forq_client *c)
 static void
 test_kill_busy_worker(void **state)
 {
-    struct ctx *x = *state;
+    struct harness_fixture *x = *state;
     uint64_t restarts = total_restarts(x->c);
     forq_future *f;
     pid_t pid, now[WORKERS];
@@ -127,7 +107,7 @@ test_kill_busy_worker(void **state)
 static void
 test_kill_idle_worker(void **state)
 {
-    struct ctx *x = *state;
+    struct harness_fixture *x = *state;
     pid_t pids[WORKERS], now[WORKERS];
 
     /* Both workers idle: each waits on its slot's condition variable. */
@@ -140,7 +120,7 @@ test_kill_idle_worker(void **state)
 static void
 test_kill_all_workers_at_once(void **state)
 {
-    struct ctx *x = *state;
+    struct harness_fixture *x = *state;
     pid_t pids[WORKERS], now[WORKERS];
 
     assert_int_equal(harness_worker_pids(x->c, pids, WORKERS), WORKERS);
@@ -155,7 +135,7 @@ test_kill_all_workers_at_once(void **state)
 static void
 test_queued_jobs_survive_worker_death(void **state)
 {
-    struct ctx *x = *state;
+    struct harness_fixture *x = *state;
     forq_future *busy[WORKERS], *queued[10];
     pid_t pid;
 
@@ -191,5 +171,5 @@ main(void)
         cmocka_unit_test(test_queued_jobs_survive_worker_death),
     };
 
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, group_setup, harness_fixture_teardown);
 }

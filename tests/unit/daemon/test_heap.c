@@ -16,6 +16,8 @@
 
 #include <cmocka.h>
 
+#include "test_rng.h"
+
 #include "heap.h"
 
 #define TEST_NITEMS 3000
@@ -24,24 +26,6 @@ struct test_item {
     int key;
     size_t pos; /* as reported by the heap */
 };
-
-static uint64_t test_rng_state;
-
-static void
-test_rng_seed(uint64_t seed)
-{
-    test_rng_state = seed;
-}
-
-/* xorshift64*: small, deterministic, good enough to shuffle keys. */
-static uint32_t
-test_rng(void)
-{
-    test_rng_state ^= test_rng_state >> 12;
-    test_rng_state ^= test_rng_state << 25;
-    test_rng_state ^= test_rng_state >> 27;
-    return (uint32_t)((test_rng_state * 0x2545f4914f6cdd1dULL) >> 32);
-}
 
 static int
 test_item_less(const void *a, const void *b)

@@ -19,26 +19,11 @@
 
 #include <cmocka.h>
 
+#include "test_rng.h"
+
 #include "idmap.h"
 
 #define TEST_DOMAIN 600 /* distinct keys in the churn test */
-
-static uint64_t test_rng_state;
-
-static void
-test_rng_seed(uint64_t seed)
-{
-    test_rng_state = seed;
-}
-
-static uint32_t
-test_rng(void)
-{
-    test_rng_state ^= test_rng_state >> 12;
-    test_rng_state ^= test_rng_state << 25;
-    test_rng_state ^= test_rng_state >> 27;
-    return (uint32_t)((test_rng_state * 0x2545f4914f6cdd1dULL) >> 32);
-}
 
 /*
  * A copy of idmap.c's slot mixer, used only to pick keys that share home

@@ -18,29 +18,14 @@
 
 #include <cmocka.h>
 
+#include "test_rng.h"
+
 #include "forq.h"
 #include "job.h"
 #include "queue.h"
 
 #define TEST_NQUEUES 10
 #define TEST_NJOBS   3000
-
-static uint64_t test_rng_state;
-
-static void
-test_rng_seed(uint64_t seed)
-{
-    test_rng_state = seed;
-}
-
-static uint32_t
-test_rng(void)
-{
-    test_rng_state ^= test_rng_state >> 12;
-    test_rng_state ^= test_rng_state << 25;
-    test_rng_state ^= test_rng_state >> 27;
-    return (uint32_t)((test_rng_state * 0x2545f4914f6cdd1dULL) >> 32);
-}
 
 /* A queued job as jobs_submit makes one. */
 static struct job *
@@ -64,6 +49,19 @@ test_queue(struct queue_set *set, const char *name)
     assert_int_equal(queue_get(set, name, strlen(name), 1, &q), 0);
     assert_non_null(q);
     return q;
+}
+
+/* A fresh set holding TEST_NQUEUES queues named prefix0, prefix1, ... */
+static void
+test_make_queues(struct queue_set *set, struct queue **qs, const char *prefix)
+{
+    queue_set_init(set, TEST_NQUEUES);
+    for (size_t i = 0; i < TEST_NQUEUES; i++) {
+        char name[24];
+
+        snprintf(name, sizeof(name), "%s%zu", prefix, i);
+        qs[i] = test_queue(set, name);
+    }
 }
 
 /* (priority, seq) order, as the design states it. */
@@ -197,13 +195,7 @@ test_queue_global_order_many_queues(void **state)
     assert_non_null(all);
     assert_non_null(ref);
     test_rng_seed(0xc0ffee);
-    queue_set_init(&set, TEST_NQUEUES);
-    for (size_t i = 0; i < TEST_NQUEUES; i++) {
-        char name[16];
-
-        snprintf(name, sizeof(name), "q%zu", i);
-        qs[i] = test_queue(&set, name);
-    }
+    test_make_queues(&set, qs, "q");
     while (next < TEST_NJOBS || nref > 0) {
         uint32_t op = test_rng() % 10;
 
@@ -269,13 +261,7 @@ test_queue_drain_equals_sort(void **state)
     assert_non_null(all);
     assert_non_null(want);
     test_rng_seed(0xbadcafe);
-    queue_set_init(&set, TEST_NQUEUES);
-    for (size_t i = 0; i < TEST_NQUEUES; i++) {
-        char name[16];
-
-        snprintf(name, sizeof(name), "queue-%zu", i);
-        qs[i] = test_queue(&set, name);
-    }
+    test_make_queues(&set, qs, "queue-");
     for (size_t i = 0; i < TEST_NJOBS; i++) {
         all[i] = test_job(qs[test_rng() % TEST_NQUEUES], (int32_t)(test_rng() % 5), i);
         assert_int_equal(queue_push(&set, all[i]), 0);
