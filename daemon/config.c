@@ -135,8 +135,11 @@ static const struct config_limit config_limits[] = {
     {OPT_MAX_PAYLOAD, "--max-payload", 1, 0, 256 * MIB},
     {OPT_MAX_RESULT, "--max-result", 1, 0, 256 * MIB},
     {OPT_MAX_QUEUED, "--max-queued", 0, 1, (uint64_t)1 << 32},
-    /* STATS lists every queue in one message, which holds at most MSG_MAX_ITEMS elements. */
-    {OPT_MAX_QUEUES, "--max-queues", 0, 1, 4096},
+    /*
+     * STATS lists every queue (15 elements each) and worker (13 each) in one
+     * message of at most MSG_MAX_ITEMS (65536) elements: 2048 + 1024 fit.
+     */
+    {OPT_MAX_QUEUES, "--max-queues", 0, 1, 2048},
     {OPT_MAX_INFLIGHT, "--max-inflight", 0, 1, 1 << 20},
     {OPT_MAX_CONNECTIONS, "--max-connections", 0, 1, 1 << 20},
     {OPT_RESULT_TTL, "--result-ttl", 0, 1, 10 * 365 * 24 * 3600},
@@ -195,10 +198,17 @@ config_add_listen(struct config *cfg, const char *arg, char *err, size_t errlen)
 static int
 config_check(struct config *cfg, char *err, size_t errlen)
 {
+    /* A SUBMIT carries the payload and a WAIT answer the result, each plus a few fields. */
     if (cfg->max_frame < cfg->max_payload + 1024) {
         snprintf(err, errlen,
                  "--max-frame (%zu) must exceed --max-payload (%zu) by at least 1024 bytes",
                  cfg->max_frame, cfg->max_payload);
+        return FORQ_ERR_INVALID;
+    }
+    if (cfg->max_frame < cfg->max_result + 1024) {
+        snprintf(err, errlen,
+                 "--max-frame (%zu) must exceed --max-result (%zu) by at least 1024 bytes",
+                 cfg->max_frame, cfg->max_result);
         return FORQ_ERR_INVALID;
     }
     if (cfg->nlisten == 0 && (cfg->listen[0] = strdup(CONFIG_DEFAULT_LISTEN)) != NULL)
@@ -270,11 +280,12 @@ config_usage(FILE *out)
             "  --listen ADDR          listen on tcp://HOST:PORT or unix:///path; repeatable\n"
             "                         (default " CONFIG_DEFAULT_LISTEN "; port 0 picks a free port)\n"
             "  --workers N            worker processes (default: number of CPUs)\n"
-            "  --max-frame SIZE       largest request frame body (default 1088K)\n"
+            "  --max-frame SIZE       largest frame body; must exceed --max-payload and\n"
+            "                         --max-result by 1K (default 1088K)\n"
             "  --max-payload SIZE     largest job payload (default 1M)\n"
             "  --max-result SIZE      largest job result (default 1M)\n"
             "  --max-queued N         jobs queued per queue before queue_full (default 1000000)\n"
-            "  --max-queues N         distinct queue names (default 1024)\n"
+            "  --max-queues N         distinct queue names, at most 2048 (default 1024)\n"
             "  --max-inflight N       requests in flight per connection before forqd\n"
             "                         stops reading from it (default 4096)\n"
             "  --max-connections N    client connections at once (default 16384)\n"

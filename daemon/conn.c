@@ -21,6 +21,58 @@
 #include "server.h"
 
 #define CONN_FLUSH_TIMEOUT_S 5 /* a closing peer that does not read is dropped */
+#define CONN_OUT_HIGH_MIN    ((size_t)4 << 20)
+
+/*
+ * Replies queued for a peer that does not read would grow without bound (a
+ * 22-byte WAIT can fetch a 1 MiB result), so reading also stops while the
+ * output holds more than the high-water mark, and resumes below the low one.
+ */
+static size_t
+conn_out_high(const struct conn *c)
+{
+    size_t two_results = 2 * c->srv->cfg->max_result + 65536;
+
+    return two_results > CONN_OUT_HIGH_MIN ? two_results : CONN_OUT_HIGH_MIN;
+}
+
+static size_t
+conn_out_low(const struct conn *c)
+{
+    return conn_out_high(c) / 4;
+}
+
+static size_t
+conn_out_len(const struct conn *c)
+{
+    return evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+/* Stop reading: too many requests unanswered, or too many replies unsent. */
+static int
+conn_should_pause(const struct conn *c)
+{
+    return c->inflight >= c->srv->cfg->max_inflight || conn_out_len(c) >= conn_out_high(c);
+}
+
+static void
+conn_pause(struct conn *c)
+{
+    bufferevent_disable(c->bev, EV_READ);
+    c->paused = 1;
+}
+
+/* Lift backpressure once both causes are well below their limits. */
+static void
+conn_maybe_resume(struct conn *c)
+{
+    if (!c->paused || c->closing || c->inflight > c->srv->cfg->max_inflight / 2 ||
+        conn_out_len(c) > conn_out_low(c))
+        return;
+    c->paused = 0;
+    bufferevent_enable(c->bev, EV_READ);
+    event_active(c->resume_ev, 0, 0); /* frames may already be buffered */
+}
 
 static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
@@ -51,10 +103,9 @@ conn_read_frames(struct conn *c)
     int e;
 
     while (!c->closing) {
-        if (c->inflight >= c->srv->cfg->max_inflight) {
+        if (conn_should_pause(c)) {
             /* Backpressure: let the kernel's buffers fill until replies drain. */
-            bufferevent_disable(c->bev, EV_READ);
-            c->paused = 1;
+            conn_pause(c);
             return;
         }
         if (evbuffer_copyout(in, hdr, sizeof(hdr)) < (ev_ssize_t)sizeof(hdr))
@@ -102,9 +153,11 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
 
-    /* Called when the output has drained: a closing connection can go now. */
+    /* Called when the output has drained to the low-water mark (see conn_new). */
     if (c->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
         server_reap_later(c->srv, c);
+    else
+        conn_maybe_resume(c);
 }
 
 static void
@@ -153,6 +206,7 @@ conn_new(struct server *srv, evutil_socket_t fd, const char *peer, struct conn *
         return FORQ_ERR_NOMEM;
     }
     bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+    bufferevent_setwatermark(c->bev, EV_WRITE, conn_out_low(c), 0);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     TAILQ_INSERT_TAIL(&srv->conns, c, link);
     srv->nconns++;
@@ -199,11 +253,7 @@ conn_answered(struct conn *c)
 {
     if (c->inflight > 0)
         c->inflight--;
-    if (c->paused && !c->closing && c->inflight <= c->srv->cfg->max_inflight / 2) {
-        c->paused = 0;
-        bufferevent_enable(c->bev, EV_READ);
-        event_active(c->resume_ev, 0, 0); /* frames may already be buffered */
-    }
+    conn_maybe_resume(c);
 }
 
 /* Move the encoded frame from the scratch buffer to the connection. */

@@ -8,6 +8,7 @@
 #include "forq.h"
 #include "heap.h"
 #include "job.h"
+#include "msg.h"
 
 struct job *
 job_new(const void *payload, size_t payload_len, const char *unique_key, size_t key_len)
@@ -86,7 +87,8 @@ job_set_error(struct job *job, int code, const char *msg)
     free(job->err_msg);
     job->err_code = code;
     /* On ENOMEM the code still tells what happened. */
-    job->err_msg = strdup(msg ? msg : forq_strerror(code));
+    if ((job->err_msg = strdup(msg ? msg : forq_strerror(code))) != NULL)
+        msg_utf8_scrub(job->err_msg); /* tasks may say anything; the wire carries UTF-8 */
 }
 
 uint64_t

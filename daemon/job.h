@@ -66,7 +66,10 @@ struct job *job_shrink(struct job *job);
 
 /* Store a copy of the result. 0 or FORQ_ERR_NOMEM (job unchanged). */
 int job_set_result(struct job *job, const void *data, size_t len);
-/* Record an error code and a copy of msg (NULL: the code's description). */
+/*
+ * Record an error code and a copy of msg (NULL: the code's description). Bytes
+ * that are not valid UTF-8 become '?', since the message travels as a str.
+ */
 void job_set_error(struct job *job, int code, const char *msg);
 
 /* Current unix time in microseconds. */

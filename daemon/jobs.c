@@ -17,8 +17,9 @@
 #include "jobs.h"
 #include "task.h"
 
-#define JOBS_PURGE_EVERY_S 10    /* how often expired results are looked for */
-#define JOBS_PURGE_BATCH   10000 /* jobs freed per purge turn, to keep turns short */
+#define JOBS_PURGE_EVERY_MS_MAX 10000 /* look for expired results at least this often */
+#define JOBS_PURGE_EVERY_MS_MIN 100
+#define JOBS_PURGE_BATCH        10000 /* default jobs freed per purge turn */
 
 struct jobs {
     struct event_base *base;
@@ -182,16 +183,18 @@ jobs_purge_cb(evutil_socket_t fd, short what, void *arg)
     struct jobs *s = arg;
     uint64_t now = job_now_us(), ttl_us = s->cfg.result_ttl_ms * 1000;
     struct job *job;
-    unsigned n = 0;
+    size_t n = 0;
 
     (void)fd;
     (void)what;
     while ((job = TAILQ_FIRST(&s->finished)) != NULL && job->finished_us + ttl_us <= now) {
-        if (n++ == JOBS_PURGE_BATCH) {
-            /* More to do: come back on the next turn instead of stalling this one. */
-            struct timeval tv = {0, 0};
-
-            event_add(s->purge_ev, &tv);
+        if (n++ == s->cfg.purge_batch) {
+            /*
+             * More to do: come back on the next loop turn instead of stalling
+             * this one. event_active runs the callback without touching the
+             * periodic timeout (event_add would replace it for good).
+             */
+            event_active(s->purge_ev, EV_TIMEOUT, 0);
             return;
         }
         TAILQ_REMOVE(&s->finished, job, fin_link);
@@ -206,7 +209,8 @@ int
 jobs_new(struct event_base *base, const struct jobs_config *cfg, struct jobs **out)
 {
     struct pool_config pc = {cfg->workers, cfg->max_payload, cfg->max_result};
-    struct timeval every = {JOBS_PURGE_EVERY_S, 0};
+    uint64_t every_ms = cfg->result_ttl_ms;
+    struct timeval every;
     struct jobs *s;
     int e;
 
@@ -215,6 +219,15 @@ jobs_new(struct event_base *base, const struct jobs_config *cfg, struct jobs **o
         return FORQ_ERR_NOMEM;
     s->base = base;
     s->cfg = *cfg;
+    if (s->cfg.purge_batch == 0)
+        s->cfg.purge_batch = JOBS_PURGE_BATCH;
+    /* Expire results within about a TTL of their due time, but wake rarely. */
+    if (every_ms > JOBS_PURGE_EVERY_MS_MAX)
+        every_ms = JOBS_PURGE_EVERY_MS_MAX;
+    if (every_ms < JOBS_PURGE_EVERY_MS_MIN)
+        every_ms = JOBS_PURGE_EVERY_MS_MIN;
+    every.tv_sec = (time_t)(every_ms / 1000);
+    every.tv_usec = (suseconds_t)(every_ms % 1000) * 1000;
     s->next_id = 1;
     task_table_init(&s->tasks);
     queue_set_init(&s->queues, cfg->max_queues);

@@ -30,6 +30,7 @@ struct jobs_config {
     size_t max_queued;      /* jobs queued per queue before queue_full */
     size_t max_queues;      /* distinct queue names */
     uint64_t result_ttl_ms; /* how long finished jobs stay retrievable */
+    size_t purge_batch;     /* expired jobs freed per loop turn; 0 = default (10000) */
 };
 
 /*
@@ -69,13 +70,18 @@ void jobs_free(struct jobs *s);
 int jobs_submit(struct jobs *s, const struct msg_submit *req, uint64_t *id, char *why,
                  size_t whylen);
 
-/* The job with this id, or NULL (never existed, or expired). */
+/*
+ * The job with this id, or NULL (never existed, or expired). The pointer is
+ * valid until the job finishes (finishing may move it) or expires: use it
+ * within the current callback only.
+ */
 const struct job *jobs_job(struct jobs *s, uint64_t id);
 
 /*
  * Cancel a job that has not started. Returns 0 (it is cancelled now, or was
  * already), FORQ_ERR_NOT_FOUND, or FORQ_ERR_STATE (running or finished) with
- * a message in why. *out is the job on 0 and FORQ_ERR_STATE.
+ * a message in why. *out is the job on 0 and FORQ_ERR_STATE, valid for the
+ * current callback only (see jobs_job).
  */
 int jobs_cancel(struct jobs *s, uint64_t id, const struct job **out, char *why,
                  size_t whylen);

@@ -12,12 +12,12 @@
 #include <sys/mman.h>
 #include <sys/pidfd.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
 #include "forq.h"
-#include "job.h"
 #include "log.h"
 #include "pool.h"
 #include "slot.h"
@@ -63,6 +63,16 @@ struct pool {
 };
 
 static int pool_spawn(struct pool_worker *w);
+
+/* Monotonic µs: worker ages must not jump with the wall clock. */
+static uint64_t
+pool_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
 
 static void
 pool_idle_push(struct pool *p, struct pool_worker *w)
@@ -191,7 +201,7 @@ pool_exit_cb(evutil_socket_t fd, short what, void *arg)
     w->pidfd = -1;
     w->pid = 0;
     w->restarts++;
-    died_young = job_now_us() - w->spawned_us < POOL_QUICK_DEATH_US &&
+    died_young = pool_now_us() - w->spawned_us < POOL_QUICK_DEATH_US &&
                  w->jobs_done == w->jobs_at_spawn;
     pool_idle_drop(p, w);
 
@@ -259,7 +269,7 @@ pool_spawn(struct pool_worker *w)
     }
     w->pid = pid;
     w->pidfd = pidfd;
-    w->spawned_us = job_now_us();
+    w->spawned_us = pool_now_us();
     w->jobs_at_spawn = w->jobs_done;
     pool_idle_push(p, w);
     log_debug("worker %d started in slot %u", (int)pid, w->idx);

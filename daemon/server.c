@@ -263,6 +263,11 @@ server_signal_cb(evutil_socket_t sig, short what, void *arg)
     struct server *srv = arg;
 
     (void)what;
+    if (sig == SIGHUP) {
+        /* Its default action would kill forqd and every running job. */
+        log_warn("SIGHUP: this version cannot reload its settings; ignored");
+        return;
+    }
     log_info("%s: shutting down", strsignal((int)sig));
     event_base_loopbreak(srv->base);
 }
@@ -283,13 +288,13 @@ server_raise_nofile(void)
 static int
 server_events(struct server *srv)
 {
-    static const int sigs[2] = {SIGINT, SIGTERM};
+    static const int sigs[3] = {SIGINT, SIGTERM, SIGHUP};
 
     srv->reap_ev = event_new(srv->base, -1, 0, server_reap_cb, srv);
     srv->accept_retry_ev = evtimer_new(srv->base, server_accept_retry_cb, srv);
     if (srv->reap_ev == NULL || srv->accept_retry_ev == NULL)
         return FORQ_ERR_NOMEM;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         srv->sig_ev[i] = evsignal_new(srv->base, sigs[i], server_signal_cb, srv);
         if (srv->sig_ev[i] == NULL || event_add(srv->sig_ev[i], NULL) != 0)
             return FORQ_ERR_NOMEM;
@@ -379,7 +384,7 @@ server_free(struct server *srv)
         conn_free(c);
     }
     jobs_free(srv->jobs); /* after the connections: their waits are gone */
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 3; i++)
         if (srv->sig_ev[i] != NULL)
             event_free(srv->sig_ev[i]);
     if (srv->reap_ev != NULL)

@@ -44,7 +44,7 @@ struct server {
     struct server_listener listeners[CONFIG_LISTEN_MAX];
     size_t nlisteners;
     struct event *accept_retry_ev;
-    struct event *sig_ev[2];
+    struct event *sig_ev[3]; /* SIGINT, SIGTERM, SIGHUP */
 };
 
 /*

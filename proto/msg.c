@@ -214,40 +214,67 @@ msg_str_eq(struct msg_str s, const char *c)
     return s.len == n && (n == 0 || memcmp(s.ptr, c, n) == 0);
 }
 
+/*
+ * Length (1..4) of the valid UTF-8 sequence at s[0..n), or 0 when the bytes
+ * there do not start one. Strict: no overlong forms, no surrogates, nothing
+ * above U+10FFFF.
+ */
+static size_t
+msg_utf8_seq(const uint8_t *s, size_t n)
+{
+    uint8_t c = s[0];
+    size_t k;
+    uint32_t cp, min;
+
+    if (c < 0x80)
+        return 1;
+    if ((c & 0xe0) == 0xc0)
+        k = 1, cp = c & 0x1f, min = 0x80;
+    else if ((c & 0xf0) == 0xe0)
+        k = 2, cp = c & 0x0f, min = 0x800;
+    else if ((c & 0xf8) == 0xf0)
+        k = 3, cp = c & 0x07, min = 0x10000;
+    else
+        return 0;
+    if (n <= k)
+        return 0;
+    for (size_t j = 1; j <= k; j++) {
+        if ((s[j] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[j] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return k + 1;
+}
+
 int
 msg_utf8_valid(const uint8_t *s, size_t n)
 {
-    size_t i = 0;
+    size_t i = 0, k;
 
     while (i < n) {
-        uint8_t c = s[i];
-        size_t k;
-        uint32_t cp, min;
-
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xe0) == 0xc0) {
-            k = 1, cp = c & 0x1f, min = 0x80;
-        } else if ((c & 0xf0) == 0xe0) {
-            k = 2, cp = c & 0x0f, min = 0x800;
-        } else if ((c & 0xf8) == 0xf0) {
-            k = 3, cp = c & 0x07, min = 0x10000;
-        } else {
+        if ((k = msg_utf8_seq(s + i, n - i)) == 0)
             return 0;
-        }
-        if (n - i <= k)
-            return 0;
-        for (size_t j = 1; j <= k; j++) {
-            if ((s[i + j] & 0xc0) != 0x80)
-                return 0;
-            cp = cp << 6 | (s[i + j] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        i += k + 1;
+        i += k;
     }
     return 1;
+}
+
+size_t
+msg_utf8_scrub(char *s)
+{
+    size_t i = 0, k, n = strlen(s), fixed = 0;
+
+    while (i < n) {
+        if ((k = msg_utf8_seq((const uint8_t *)s + i, n - i)) == 0) {
+            s[i] = '?';
+            fixed++;
+            k = 1;
+        }
+        i += k;
+    }
+    return fixed;
 }
 
 static int

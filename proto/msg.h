@@ -216,6 +216,12 @@ int msg_encode_error(msgpack_sbuffer *sb, uint64_t rid, int code, const char *ms
  */
 int msg_utf8_valid(const uint8_t *s, size_t n);
 
+/*
+ * Make the NUL-terminated string s valid UTF-8 in place: each byte that does
+ * not start a valid sequence becomes '?'. Returns how many were replaced.
+ */
+size_t msg_utf8_scrub(char *s);
+
 /* Helpers: wrap a C string; compare a msg_str with a C string. */
 struct msg_str msg_str_c(const char *s);
 int msg_str_eq(struct msg_str s, const char *c);

@@ -122,7 +122,7 @@ cli_usage(FILE *fp)
           "\n"
           "Exit status:\n"
           "  0  success\n"
-          "  1  the job failed or was cancelled\n"
+          "  1  the job failed (whatever its error code) or was cancelled\n"
           "  2  usage error\n"
           "  3  cannot connect, or the connection was lost\n"
           "  4  timeout\n"
@@ -267,7 +267,9 @@ static int
 cli_print_outcome(const struct cli *cli, uint64_t id, int r, const forq_future *f, const void *data,
                   size_t len)
 {
-    const char *msg = r != 0 ? forq_errmsg() : NULL;
+    /* The job itself ended badly (whatever its code), as opposed to the call failing. */
+    int job_failed = r != 0 && forq_future_error(f) != NULL;
+    const char *msg = job_failed ? forq_future_error(f) : r != 0 ? forq_errmsg() : NULL;
     char what[64];
 
     snprintf(what, sizeof(what), "job %" PRIu64, id);
@@ -277,9 +279,7 @@ cli_print_outcome(const struct cli *cli, uint64_t id, int r, const forq_future *
             putchar('\n');
         return CLI_OK;
     }
-    if (cli_exit_code(r) == CLI_JOB_FAILED && forq_future_error(f) != NULL)
-        msg = forq_future_error(f);
-    if (cli->json && (r == 0 || cli_exit_code(r) == CLI_JOB_FAILED)) {
+    if (cli->json && (r == 0 || job_failed)) {
         printf("{\"id\":%" PRIu64 ",\"state\":\"%s\"", id,
                r == 0                    ? "succeeded"
                : r == FORQ_ERR_CANCELLED ? "cancelled"
@@ -299,15 +299,18 @@ cli_print_outcome(const struct cli *cli, uint64_t id, int r, const forq_future *
     }
     if (r == 0)
         return CLI_OK;
+    if (!job_failed) {
+        if (r == FORQ_ERR_TIMEOUT) {
+            cli_err("timed out waiting for job %" PRIu64, id);
+            return CLI_TIMEOUT;
+        }
+        return cli_fail(what, r);
+    }
     if (r == FORQ_ERR_CANCELLED)
         cli_err("job %" PRIu64 " cancelled: %s", id, msg);
-    else if (cli_exit_code(r) == CLI_JOB_FAILED)
-        cli_err("job %" PRIu64 " failed (%s): %s", id, forq_errname(r), msg);
-    else if (r == FORQ_ERR_TIMEOUT)
-        cli_err("timed out waiting for job %" PRIu64, id);
     else
-        return cli_fail(what, r);
-    return cli_exit_code(r);
+        cli_err("job %" PRIu64 " failed (%s): %s", id, forq_errname(r), msg);
+    return CLI_JOB_FAILED;
 }
 
 /* Wait for f until deadline (monotonic ms, < 0: none) and print the outcome. */

@@ -21,7 +21,7 @@ struct ctx {
 static int
 group_setup(void **state)
 {
-    static const char *const args[] = {"--workers=2", NULL};
+    static const char *const args[] = {"--workers=2", "--max-result=2048", NULL};
     struct ctx *x = calloc(1, sizeof(*x));
 
     if (x == NULL || harness_start(&x->h, args) != 0)
@@ -88,6 +88,8 @@ static void
 test_failures_and_exit_codes(void **state)
 {
     static const char *const failed[] = {"submit", "fail", "boom", "--wait", NULL};
+    static const char *const too_big_result[] = {"submit", "echo", "-", "--wait", NULL};
+    char big[4096];
     static const char *const unknown[] = {"submit", "no-such-task", "x", NULL};
     static const char *const not_found[] = {"status", "987654321", NULL};
     static const char *const timeout[] = {"submit", "sleep", "2000", "--wait", "--timeout", "10",
@@ -98,6 +100,10 @@ test_failures_and_exit_codes(void **state)
 
     (void)state;
     expect_cli(failed, NULL, 1, NULL);
+    /* The job fails with too_big (its result is over --max-result): still exit 1. */
+    memset(big, 'b', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    expect_cli(too_big_result, big, 1, NULL);
     expect_cli(unknown, NULL, 5, NULL);
     expect_cli(not_found, NULL, 5, NULL);
     expect_cli(timeout, NULL, 4, NULL);

@@ -6,6 +6,7 @@
  */
 #include <fcntl.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -134,6 +135,27 @@ test_listener_errors(void **state)
     expect_exit(args, 1, "another server");
 }
 
+/* SIGHUP must not kill forqd (its default action would): it is logged and ignored. */
+static void
+test_sighup_is_survived(void **state)
+{
+    struct ctx *x = *state;
+    char log[16384];
+    forq_client *c;
+
+    assert_int_equal(forq_connect(x->h.addr, &c), 0);
+    assert_int_equal(kill(x->h.pid, SIGHUP), 0);
+    for (int i = 0; i < 3000; i++) {
+        harness_read_log(&x->h, log, sizeof(log));
+        if (strstr(log, "SIGHUP") != NULL)
+            break;
+        usleep(10000);
+    }
+    assert_non_null(strstr(log, "SIGHUP"));
+    assert_int_equal(forq_ping(c), 0);
+    forq_client_free(c);
+}
+
 static void
 test_unix_socket_serves_jobs(void **state)
 {
@@ -183,6 +205,7 @@ main(void)
         cmocka_unit_test(test_bad_flags),
         cmocka_unit_test(test_help_and_version),
         cmocka_unit_test(test_listener_errors),
+        cmocka_unit_test(test_sighup_is_survived),
         cmocka_unit_test(test_unix_socket_serves_jobs),
         cmocka_unit_test(test_stale_socket_replaced_and_removed),
     };

@@ -28,15 +28,18 @@ struct ctx {
 static int
 group_setup(void **state)
 {
-    static const char *const args[] = {"--workers=2", "--max-payload=4096", "--max-frame=16384",
-                                       NULL};
+    static const char *const args[] = {"--workers=2", "--max-payload=4096", "--max-result=4096",
+                                       "--max-frame=16384", NULL};
     struct ctx *c = calloc(1, sizeof(*c));
 
-    if (c == NULL || harness_start(&c->h, args) != 0 || msg_decoder_init(&c->d) != 0)
+    *state = c;
+    if (c == NULL)
+        return -1;
+    c->fd = -1;
+    if (msg_decoder_init(&c->d) != 0 || harness_start(&c->h, args) != 0)
         return -1;
     if ((c->fd = harness_connect(&c->h)) < 0)
         return -1;
-    *state = c;
     return 0;
 }
 
@@ -45,7 +48,10 @@ group_teardown(void **state)
 {
     struct ctx *c = *state;
 
-    close(c->fd);
+    if (c == NULL)
+        return 0;
+    if (c->fd >= 0)
+        close(c->fd);
     msg_decoder_fini(&c->d);
     /* A clean SIGTERM shutdown exits 0. */
     assert_int_equal(harness_stop(&c->h), 0);
@@ -183,6 +189,13 @@ test_failing_task(void **state)
     assert_int_equal(resp.job.error.code, FORQ_ERR_TASK_FAILED);
     assert_true(msg_str_eq(resp.job.error.msg, "it broke"));
     assert_null(resp.job.result.ptr);
+    free(buf);
+
+    /* A message that is not UTF-8 still travels as a valid str: bad bytes become '?'. */
+    id = submit(c, c->fd, "fail", "bad\xff\xfe end", 0);
+    wait_job(c, c->fd, id, &resp, &buf); /* decoding checks the str is valid UTF-8 */
+    assert_int_equal(resp.job.state, FORQ_STATE_FAILED);
+    assert_true(msg_str_eq(resp.job.error.msg, "bad?? end"));
     free(buf);
 
     /* A task's own input check fails the job too, with a reason. */

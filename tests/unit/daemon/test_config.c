@@ -101,7 +101,7 @@ test_config_every_flag(void **state)
     char err[256];
 
     assert_int_equal(test_parse(&cfg, err, sizeof(err), "--listen", "tcp://0.0.0.0:0", "--workers",
-                                "3", "--max-frame", "2M", "--max-payload", "512K", "--max-result",
+                                "3", "--max-frame", "4M", "--max-payload", "512K", "--max-result",
                                 "3m", "--max-queued", "10", "--max-queues", "7", "--max-inflight",
                                 "9", "--max-connections", "11", "--result-ttl", "60", "--log-level",
                                 "debug", NULL),
@@ -110,7 +110,7 @@ test_config_every_flag(void **state)
     assert_int_equal(cfg.nlisten, 1);
     assert_string_equal(cfg.listen[0], "tcp://0.0.0.0:0");
     assert_int_equal(cfg.workers, 3);
-    assert_int_equal(cfg.max_frame, 2 * MIB);
+    assert_int_equal(cfg.max_frame, 4 * MIB);
     assert_int_equal(cfg.max_payload, 512 * KIB);
     assert_int_equal(cfg.max_result, 3 * MIB);
     assert_int_equal(cfg.max_queued, 10);
@@ -125,7 +125,7 @@ test_config_every_flag(void **state)
 
     /* --flag=value works too, and so do the other log levels. */
     assert_int_equal(test_parse(&cfg, err, sizeof(err), "--workers=5", "--max-payload=100k",
-                                "--max-frame=200K", "--log-level=warn", NULL),
+                                "--max-result=100k", "--max-frame=200K", "--log-level=warn", NULL),
                      0);
     assert_int_equal(cfg.workers, 5);
     assert_int_equal(cfg.max_payload, 100 * KIB);
@@ -162,15 +162,15 @@ test_config_sizes_and_bounds(void **state)
     assert_int_equal(cfg.max_payload, 0); /* the last one wins */
     config_fini(&cfg);
     assert_int_equal(test_parse(&cfg, err, sizeof(err), "--max-queued", "4294967296",
-                                "--max-queues", "4096", "--workers", "1", NULL),
+                                "--max-queues", "2048", "--workers", "1", NULL),
                      0);
     assert_int_equal(cfg.max_queued, (size_t)1 << 32);
-    assert_int_equal(cfg.max_queues, 4096);
+    assert_int_equal(cfg.max_queues, 2048);
     assert_int_equal(cfg.workers, 1);
     config_fini(&cfg);
 
     /* One past a bound, and G on a size whose limit is below 1G. */
-    assert_int_equal(test_parse(&cfg, err, sizeof(err), "--max-queues", "4097", NULL),
+    assert_int_equal(test_parse(&cfg, err, sizeof(err), "--max-queues", "2049", NULL),
                      FORQ_ERR_INVALID);
     assert_non_null(strstr(err, "--max-queues"));
     assert_int_equal(test_parse(&cfg, err, sizeof(err), "--max-payload", "1G", NULL),
@@ -242,12 +242,13 @@ test_config_bad_values_name_the_flag(void **state)
         {{"--bogus=1"}, "--bogus"},
         {{"-x"}, "-x"},
         {{"-xh"}, "'-x'"}, /* the unknown letter inside a cluster is the one named */
-        {{"--max-queues", "4097"}, "--max-queues"},
+        {{"--max-queues", "2049"}, "--max-queues"},
         {{"stray"}, "stray"},
         {{"--workers", "2", "stray"}, "stray"},
         {{"--workers"}, "--workers"},
         {{"--workers", "2", "--listen"}, "--listen"},
         {{"--max-payload", "1M", "--max-frame", "1M"}, "--max-frame"},
+        {{"--max-result", "2M"}, "--max-result"}, /* over the default --max-frame */
     };
     struct config cfg;
     char err[256];
@@ -260,7 +261,7 @@ test_config_bad_values_name_the_flag(void **state)
             fail_msg("case %zu (%s %s): got %d, message '%s'", i, a[0], a[1] ? a[1] : "", r, err);
         /* The message is one line that also carries the offending value. */
         assert_null(strchr(err, '\n'));
-        if (a[1] != NULL && a[1][0] != '\0' && strcmp(bad[i].names, "--max-frame") != 0 &&
+        if (a[1] != NULL && a[1][0] != '\0' && strstr(err, "must exceed") == NULL &&
             strcmp(bad[i].names, "stray") != 0 && strcmp(bad[i].names, "--listen") != 0)
             assert_non_null(strstr(err, a[1]));
         config_fini(&cfg);
@@ -286,16 +287,25 @@ test_config_frame_must_exceed_payload(void **state)
     struct config cfg;
     char err[256];
 
-    /* 1023 bytes of room is too little, 1024 is enough. */
-    assert_int_equal(
-        test_parse(&cfg, err, sizeof(err), "--max-payload", "10000", "--max-frame", "11023", NULL),
-        FORQ_ERR_INVALID);
+    /* 1023 bytes of room is too little, 1024 is enough; for payloads and results. */
+    assert_int_equal(test_parse(&cfg, err, sizeof(err), "--max-payload", "10000", "--max-result",
+                                "100", "--max-frame", "11023", NULL),
+                     FORQ_ERR_INVALID);
     assert_non_null(strstr(err, "--max-frame"));
     assert_non_null(strstr(err, "--max-payload"));
     config_fini(&cfg);
-    assert_int_equal(
-        test_parse(&cfg, err, sizeof(err), "--max-payload", "10000", "--max-frame", "11024", NULL),
-        0);
+    assert_int_equal(test_parse(&cfg, err, sizeof(err), "--max-payload", "10000", "--max-result",
+                                "100", "--max-frame", "11024", NULL),
+                     0);
+    config_fini(&cfg);
+    assert_int_equal(test_parse(&cfg, err, sizeof(err), "--max-result", "10000", "--max-payload",
+                                "100", "--max-frame", "11023", NULL),
+                     FORQ_ERR_INVALID);
+    assert_non_null(strstr(err, "--max-result"));
+    config_fini(&cfg);
+    assert_int_equal(test_parse(&cfg, err, sizeof(err), "--max-result", "10000", "--max-payload",
+                                "100", "--max-frame", "11024", NULL),
+                     0);
     config_fini(&cfg);
     /* A bigger payload alone breaks the default frame size. */
     assert_int_equal(test_parse(&cfg, err, sizeof(err), "--max-payload", "2M", NULL),

@@ -1553,10 +1553,29 @@ test_error_names(void **state)
 
 #define T(f) cmocka_unit_test_setup_teardown(f, test_setup, test_teardown)
 
+/* Task messages may hold any bytes; scrubbing makes them a valid str. */
+static void
+test_utf8_scrub(void **state)
+{
+    char ok[] = "plain ascii, caf\xc3\xa9, \xf0\x9f\x98\x80";
+    char bad[] = "a\xff" "b\xc3" "c\xed\xa0\x80" "d\xc0\xaf" "e";
+    char empty[] = "";
+
+    (void)state;
+    assert_int_equal(msg_utf8_scrub(ok), 0);
+    assert_string_equal(ok, "plain ascii, caf\xc3\xa9, \xf0\x9f\x98\x80");
+    /* A stray byte, a cut sequence, a surrogate, an overlong form. */
+    assert_int_equal(msg_utf8_scrub(bad), 7);
+    assert_string_equal(bad, "a?b?c???d??e");
+    assert_true(msg_utf8_valid((const uint8_t *)bad, strlen(bad)));
+    assert_int_equal(msg_utf8_scrub(empty), 0);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_utf8_scrub),
         T(test_rt_hello),
         T(test_rt_ping_and_stats),
         T(test_rt_submit_full),
