@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -404,6 +405,30 @@ harness_worker_pids(forq_client *c, pid_t *pids, int max)
     return n;
 }
 
+int
+harness_wait_sleeping(pid_t pid)
+{
+    int64_t deadline = harness_now_ms() + HARNESS_GUARD_MS;
+    char path[64], buf[64];
+
+    snprintf(path, sizeof(path), "/proc/%d/syscall", (int)pid);
+    while (harness_now_ms() < deadline) {
+        FILE *f = fopen(path, "r");
+        long nr = -1;
+
+        if (f != NULL) {
+            if (fgets(buf, sizeof(buf), f) != NULL)
+                nr = strtol(buf, NULL, 10);
+            fclose(f);
+        }
+        if (nr == SYS_nanosleep || nr == SYS_clock_nanosleep)
+            return 0;
+        harness_sleep_ms(2);
+    }
+    fprintf(stderr, "harness: process %d never entered nanosleep\n", (int)pid);
+    return -1;
+}
+
 pid_t
 harness_wait_running(forq_client *c, uint64_t id)
 {
@@ -420,7 +445,7 @@ harness_wait_running(forq_client *c, uint64_t id)
         st = info.state;
         forq_job_info_clear(&info);
         if (st == FORQ_STATE_RUNNING)
-            return pid;
+            return harness_wait_sleeping(pid) == 0 ? pid : -1;
         if (forq_state_is_final(st))
             return -1;
         harness_sleep_ms(5);

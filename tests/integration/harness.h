@@ -90,7 +90,20 @@ int harness_wait_closed(int fd);
 
 /* Worker pids as reported by STATS, in slot order. Returns the count or -1. */
 int harness_worker_pids(forq_client *c, pid_t *pids, int max);
-/* Poll STATUS until the job is running; returns its worker pid or -1. */
+/*
+ * Poll STATUS until the job is running, then wait until its worker is really
+ * inside the `sleep` task (see harness_wait_sleeping); returns the worker pid
+ * or -1. Only for jobs of the built-in sleep task.
+ */
 pid_t harness_wait_running(forq_client *c, uint64_t id);
+
+/*
+ * Wait until process pid is blocked in nanosleep/clock_nanosleep, read from
+ * /proc/PID/syscall. forqd reports a job `running` once it is in a worker's
+ * slot, a moment before the worker picks it up; a worker killed in that
+ * moment has its job requeued (it never ran), so tests that kill a worker to
+ * fail its job must first know the task has started. 0, or -1 after the guard.
+ */
+int harness_wait_sleeping(pid_t pid);
 
 #endif /* FORQ_HARNESS_H */

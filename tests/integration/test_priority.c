@@ -2,8 +2,11 @@
  * test_priority.c — jobs leave their queues by priority (lowest first), then
  * arrival, across queues, with one worker so the order is observable: each
  * job starts only after the previous one finished, so start times order them.
+ * The jobs are queued behind a sleeping job that the test then kills, so
+ * nothing depends on how fast the machine is.
  */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -34,14 +37,25 @@ submit(forq_client *c, const char *task, const char *payload, const char *queue,
     return f;
 }
 
-/* Occupy the only worker until the test has queued everything. */
+/*
+ * Occupy the only worker until the test has queued everything: a long sleep
+ * that release_worker ends with SIGKILL, so the order never depends on timing.
+ */
 static forq_future *
-occupy_worker(struct harness_fixture *x)
+occupy_worker(struct harness_fixture *x, pid_t *pid)
 {
-    forq_future *f = submit(x->c, "sleep", "300", NULL, 0);
+    forq_future *f = submit(x->c, "sleep", "100000", NULL, 0);
 
-    assert_true(harness_wait_running(x->c, forq_future_id(f)) > 0);
+    assert_true((*pid = harness_wait_running(x->c, forq_future_id(f))) > 0);
     return f;
+}
+
+static void
+release_worker(forq_future *busy, pid_t pid)
+{
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    assert_int_equal(forq_future_result(busy, HARNESS_GUARD_MS, NULL, NULL), FORQ_ERR_WORKER_LOST);
+    forq_future_free(busy);
 }
 
 static uint64_t
@@ -80,7 +94,8 @@ static void
 test_priority_order_one_worker(void **state)
 {
     struct harness_fixture *x = *state;
-    forq_future *busy = occupy_worker(x), *p20, *p10, *p30, *order[3];
+    pid_t pid;
+    forq_future *busy = occupy_worker(x, &pid), *p20, *p10, *p30, *order[3];
 
     p20 = submit(x->c, "sleep", "20", NULL, 20);
     p10 = submit(x->c, "sleep", "20", NULL, 10);
@@ -88,8 +103,8 @@ test_priority_order_one_worker(void **state)
     order[0] = p10;
     order[1] = p20;
     order[2] = p30;
+    release_worker(busy, pid);
     expect_order(x, order, 3);
-    forq_future_free(busy);
 }
 
 /* Equal priorities run in arrival order; negative priorities go first. */
@@ -97,7 +112,8 @@ static void
 test_fifo_among_equals(void **state)
 {
     struct harness_fixture *x = *state;
-    forq_future *busy = occupy_worker(x), *order[5];
+    pid_t pid;
+    forq_future *busy = occupy_worker(x, &pid), *order[5];
     forq_future *a = submit(x->c, "echo", "a", NULL, 5);
     forq_future *b = submit(x->c, "echo", "b", NULL, 5);
     forq_future *urgent = submit(x->c, "echo", "u", NULL, -7);
@@ -109,8 +125,8 @@ test_fifo_among_equals(void **state)
     order[2] = b;
     order[3] = c;
     order[4] = late;
+    release_worker(busy, pid);
     expect_order(x, order, 5);
-    forq_future_free(busy);
 }
 
 /* Across queues the order is the same key: (priority, arrival). */
@@ -118,7 +134,8 @@ static void
 test_order_across_queues(void **state)
 {
     struct harness_fixture *x = *state;
-    forq_future *busy = occupy_worker(x), *order[4];
+    pid_t pid;
+    forq_future *busy = occupy_worker(x, &pid), *order[4];
     forq_future *a5 = submit(x->c, "echo", "1", "alpha", 5);
     forq_future *b1 = submit(x->c, "echo", "2", "beta", 1);
     forq_future *a1 = submit(x->c, "echo", "3", "alpha", 1);
@@ -128,8 +145,8 @@ test_order_across_queues(void **state)
     order[1] = a1;
     order[2] = g3;
     order[3] = a5;
+    release_worker(busy, pid);
     expect_order(x, order, 4);
-    forq_future_free(busy);
 }
 
 /* Cancelling from the middle of a queue leaves the rest in order. */
@@ -137,7 +154,8 @@ static void
 test_cancel_from_middle(void **state)
 {
     struct harness_fixture *x = *state;
-    forq_future *busy = occupy_worker(x), *order[3], *f[4];
+    pid_t pid;
+    forq_future *busy = occupy_worker(x, &pid), *order[3], *f[4];
     const void *data;
     size_t len;
 
@@ -148,9 +166,9 @@ test_cancel_from_middle(void **state)
     order[0] = f[0];
     order[1] = f[2];
     order[2] = f[3];
+    release_worker(busy, pid);
     expect_order(x, order, 3);
     forq_future_free(f[1]);
-    forq_future_free(busy);
 }
 
 int

@@ -4,6 +4,7 @@
  * proto/ only, so it tests the daemon independently of libforq.
  */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -277,6 +278,24 @@ test_unknown_ids_and_states(void **state)
     free(buf);
 }
 
+/* STATUS of id on fd; returns the worker pid (the job must exist). */
+static pid_t
+status_pid(struct ctx *c, uint64_t id, int *state_out)
+{
+    struct msg_request req = {.op = MSG_OP_STATUS, .rid = ++c->rid};
+    struct msg_response resp;
+    uint8_t *buf;
+    pid_t pid;
+
+    req.u.status.id = id;
+    assert_int_equal(harness_call(c->fd, &c->d, &req, &resp, &buf), 0);
+    assert_int_equal(resp.err.code, 0);
+    pid = resp.job.worker_pid;
+    *state_out = resp.job.state;
+    free(buf);
+    return pid;
+}
+
 static void
 test_wait_timeout_and_cancel(void **state)
 {
@@ -284,11 +303,18 @@ test_wait_timeout_and_cancel(void **state)
     struct msg_request req = {.op = MSG_OP_WAIT};
     struct msg_response resp;
     uint64_t busy[2], queued;
+    pid_t pids[2];
     uint8_t *buf;
+    int st;
 
-    /* Occupy both workers, then queue one more job behind them. */
-    busy[0] = submit(c, c->fd, "sleep", "400", 0);
-    busy[1] = submit(c, c->fd, "sleep", "400", 0);
+    /* Occupy both workers (until the test kills them), then queue one more job. */
+    for (int i = 0; i < 2; i++) {
+        busy[i] = submit(c, c->fd, "sleep", "100000", 0);
+        do
+            pids[i] = status_pid(c, busy[i], &st);
+        while (st != FORQ_STATE_RUNNING);
+        assert_int_equal(harness_wait_sleeping(pids[i]), 0); /* really started */
+    }
     queued = submit(c, c->fd, "echo", "never runs", 0);
 
     req.rid = ++c->rid;
@@ -321,27 +347,40 @@ test_wait_timeout_and_cancel(void **state)
     assert_int_equal(resp.job.attempts, 0);
     free(buf);
     for (int i = 0; i < 2; i++) {
+        assert_int_equal(kill(pids[i], SIGKILL), 0);
         wait_job(c, c->fd, busy[i], &resp, &buf);
-        assert_int_equal(resp.job.state, FORQ_STATE_SUCCEEDED);
+        assert_int_equal(resp.job.error.code, FORQ_ERR_WORKER_LOST);
         free(buf);
     }
 }
 
-/* Many requests in flight on one connection; replies matched by rid, out of order. */
+/*
+ * Many requests in flight on one connection, answered out of order and
+ * matched by rid. The waited-for job cannot finish before the test cancels
+ * it (both workers are busy), so the order does not depend on timing.
+ */
 static void
 test_pipelined_out_of_order(void **state)
 {
     struct ctx *c = *state;
-    struct msg_request req = {.op = MSG_OP_SUBMIT, .rid = 5000};
+    struct msg_request req = {.op = MSG_OP_WAIT, .rid = 5000};
     struct msg_response resp;
-    uint64_t slow;
+    uint64_t busy[2], queued;
+    pid_t pids[2];
     uint8_t *buf;
     size_t len;
+    int st;
 
-    slow = submit(c, c->fd, "sleep", "200", 0);
-    /* WAIT on the slow job, then 50 pipelined SUBMITs, all in one burst. */
-    req.op = MSG_OP_WAIT;
-    req.u.wait.id = slow;
+    for (int i = 0; i < 2; i++) {
+        busy[i] = submit(c, c->fd, "sleep", "100000", 0);
+        do
+            pids[i] = status_pid(c, busy[i], &st);
+        while (st != FORQ_STATE_RUNNING);
+        assert_int_equal(harness_wait_sleeping(pids[i]), 0); /* really started */
+    }
+    queued = submit(c, c->fd, "echo", "waits", 0);
+    /* WAIT on it, 50 SUBMITs, then a CANCEL of it: all in one burst. */
+    req.u.wait.id = queued;
     req.u.wait.timeout_ms = -1;
     assert_int_equal(harness_send_request(c->fd, &req), 0);
     for (int i = 0; i < 50; i++) {
@@ -351,7 +390,12 @@ test_pipelined_out_of_order(void **state)
         s.u.submit.payload = msg_str_c("p");
         assert_int_equal(harness_send_request(c->fd, &s), 0);
     }
-    /* The SUBMIT answers come first, in order; the WAIT answer last. */
+    req.op = MSG_OP_CANCEL;
+    req.rid = 7000;
+    req.u.cancel.id = queued;
+    assert_int_equal(harness_send_request(c->fd, &req), 0);
+
+    /* The SUBMIT answers come first, in order ... */
     for (int i = 0; i < 50; i++) {
         assert_int_equal(harness_recv_frame(c->fd, &buf, &len), 0);
         assert_int_equal(msg_decode_response(&c->d, MSG_OP_SUBMIT, buf, len, &resp), 0);
@@ -359,11 +403,25 @@ test_pipelined_out_of_order(void **state)
         assert_true(resp.id > 0);
         free(buf);
     }
-    assert_int_equal(harness_recv_frame(c->fd, &buf, &len), 0);
-    assert_int_equal(msg_decode_response(&c->d, MSG_OP_WAIT, buf, len, &resp), 0);
-    assert_int_equal(resp.rid, 5000);
-    assert_int_equal(resp.job.state, FORQ_STATE_SUCCEEDED);
-    free(buf);
+    /* ... then the WAIT (answered by the cancel) and the CANCEL, in either order. */
+    for (int i = 0; i < 2; i++) {
+        uint64_t rid;
+
+        assert_int_equal(harness_recv_frame(c->fd, &buf, &len), 0);
+        assert_int_equal(msg_peek_rid(buf, len, &rid), 0);
+        assert_true(rid == 5000 || rid == 7000);
+        assert_int_equal(msg_decode_response(&c->d, MSG_OP_WAIT, buf, len, &resp), 0);
+        assert_int_equal(resp.job.id, queued);
+        assert_int_equal(resp.job.state, FORQ_STATE_CANCELLED);
+        free(buf);
+    }
+    /* Free the workers for the tests that follow. */
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(kill(pids[i], SIGKILL), 0);
+        wait_job(c, c->fd, busy[i], &resp, &buf);
+        assert_int_equal(resp.job.error.code, FORQ_ERR_WORKER_LOST);
+        free(buf);
+    }
 }
 
 /* A bad frame from one client: error + close for it, service for the others. */

@@ -112,6 +112,7 @@ test_kill_idle_worker(void **state)
 
     /* Both workers idle: each waits on its slot's condition variable. */
     assert_int_equal(harness_worker_pids(x->c, pids, WORKERS), WORKERS);
+    assert_true(pids[0] > 0); /* kill(0, ...) would hit this test's own group */
     assert_int_equal(kill(pids[0], SIGKILL), 0);
     wait_replaced(x->c, pids[0], now);
     run_jobs(x->c, 20);
@@ -124,8 +125,10 @@ test_kill_all_workers_at_once(void **state)
     pid_t pids[WORKERS], now[WORKERS];
 
     assert_int_equal(harness_worker_pids(x->c, pids, WORKERS), WORKERS);
-    for (int i = 0; i < WORKERS; i++)
+    for (int i = 0; i < WORKERS; i++) {
+        assert_true(pids[i] > 0);
         assert_int_equal(kill(pids[i], SIGKILL), 0);
+    }
     for (int i = 0; i < WORKERS; i++)
         wait_replaced(x->c, pids[i], now);
     run_jobs(x->c, 20);
