@@ -296,6 +296,38 @@ status_pid(struct ctx *c, uint64_t id, int *state_out)
     return pid;
 }
 
+/*
+ * Keep both workers busy with long sleeps until release_workers kills them,
+ * so that jobs queued meanwhile stay queued however slow the machine is.
+ */
+static void
+hold_workers(struct ctx *c, uint64_t busy[2], pid_t pids[2])
+{
+    int st;
+
+    for (int i = 0; i < 2; i++) {
+        busy[i] = submit(c, c->fd, "sleep", "100000", 0);
+        do
+            pids[i] = status_pid(c, busy[i], &st);
+        while (st != FORQ_STATE_RUNNING);
+        assert_int_equal(harness_wait_sleeping(pids[i]), 0); /* really started */
+    }
+}
+
+static void
+release_workers(struct ctx *c, const uint64_t busy[2], const pid_t pids[2])
+{
+    struct msg_response resp;
+    uint8_t *buf;
+
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(kill(pids[i], SIGKILL), 0);
+        wait_job(c, c->fd, busy[i], &resp, &buf);
+        assert_int_equal(resp.job.error.code, FORQ_ERR_WORKER_LOST);
+        free(buf);
+    }
+}
+
 static void
 test_wait_timeout_and_cancel(void **state)
 {
@@ -305,16 +337,9 @@ test_wait_timeout_and_cancel(void **state)
     uint64_t busy[2], queued;
     pid_t pids[2];
     uint8_t *buf;
-    int st;
 
     /* Occupy both workers (until the test kills them), then queue one more job. */
-    for (int i = 0; i < 2; i++) {
-        busy[i] = submit(c, c->fd, "sleep", "100000", 0);
-        do
-            pids[i] = status_pid(c, busy[i], &st);
-        while (st != FORQ_STATE_RUNNING);
-        assert_int_equal(harness_wait_sleeping(pids[i]), 0); /* really started */
-    }
+    hold_workers(c, busy, pids);
     queued = submit(c, c->fd, "echo", "never runs", 0);
 
     req.rid = ++c->rid;
@@ -346,12 +371,7 @@ test_wait_timeout_and_cancel(void **state)
     assert_int_equal(resp.job.error.code, FORQ_ERR_CANCELLED);
     assert_int_equal(resp.job.attempts, 0);
     free(buf);
-    for (int i = 0; i < 2; i++) {
-        assert_int_equal(kill(pids[i], SIGKILL), 0);
-        wait_job(c, c->fd, busy[i], &resp, &buf);
-        assert_int_equal(resp.job.error.code, FORQ_ERR_WORKER_LOST);
-        free(buf);
-    }
+    release_workers(c, busy, pids);
 }
 
 /*
@@ -369,15 +389,8 @@ test_pipelined_out_of_order(void **state)
     pid_t pids[2];
     uint8_t *buf;
     size_t len;
-    int st;
 
-    for (int i = 0; i < 2; i++) {
-        busy[i] = submit(c, c->fd, "sleep", "100000", 0);
-        do
-            pids[i] = status_pid(c, busy[i], &st);
-        while (st != FORQ_STATE_RUNNING);
-        assert_int_equal(harness_wait_sleeping(pids[i]), 0); /* really started */
-    }
+    hold_workers(c, busy, pids);
     queued = submit(c, c->fd, "echo", "waits", 0);
     /* WAIT on it, 50 SUBMITs, then a CANCEL of it: all in one burst. */
     req.u.wait.id = queued;
@@ -416,12 +429,7 @@ test_pipelined_out_of_order(void **state)
         free(buf);
     }
     /* Free the workers for the tests that follow. */
-    for (int i = 0; i < 2; i++) {
-        assert_int_equal(kill(pids[i], SIGKILL), 0);
-        wait_job(c, c->fd, busy[i], &resp, &buf);
-        assert_int_equal(resp.job.error.code, FORQ_ERR_WORKER_LOST);
-        free(buf);
-    }
+    release_workers(c, busy, pids);
 }
 
 /* A bad frame from one client: error + close for it, service for the others. */
