@@ -44,8 +44,8 @@ struct forq_client {
     uint64_t attempts;        /* under mu: finished reconnect attempts */
     int attempt_err;          /* under mu: result of the last attempt */
     char attempt_msg[CLIENT_ERRMSG_MAX];
-    struct client_addr addr;
-    char addr_str[CLIENT_ADDR_MAX];
+    struct addr addr;
+    char addr_str[ADDR_STR_MAX];
 };
 
 static __thread char client_errbuf[CLIENT_ERRMSG_MAX];
@@ -101,76 +101,18 @@ client_now_ms(void)
 
 /* ------------------------------------------------------------------ addresses */
 
-static int
-client_addr_tcp(const char *s, struct client_addr *out)
-{
-    const char *host = s, *colon, *end;
-    size_t hlen;
-    char *ep;
-    long port;
-
-    if (*s == '[') {
-        if ((end = strchr(s, ']')) == NULL || end[1] != ':')
-            return client_seterr(FORQ_ERR_INVALID, "expected [ADDRESS]:PORT after tcp://");
-        host = s + 1;
-        hlen = (size_t)(end - host);
-        colon = end + 1;
-    } else {
-        if ((colon = strrchr(s, ':')) == NULL)
-            return client_seterr(FORQ_ERR_INVALID, "expected HOST:PORT after tcp://");
-        hlen = (size_t)(colon - s);
-        if (memchr(s, ':', hlen) != NULL)
-            return client_seterr(FORQ_ERR_INVALID, "an IPv6 address must be written [ADDR]:PORT");
-    }
-    if (hlen == 0 || hlen >= sizeof(out->host))
-        return client_seterr(FORQ_ERR_INVALID, "missing or overlong host name");
-    if (memchr(host, '/', hlen) != NULL)
-        return client_seterr(FORQ_ERR_INVALID, "a host name cannot contain '/'");
-    errno = 0;
-    port = strtol(colon + 1, &ep, 10);
-    if (colon[1] < '0' || colon[1] > '9' || *ep != '\0' || errno != 0 || port < 1 || port > 65535)
-        return client_seterr(FORQ_ERR_INVALID, "the port must be a number in 1..65535");
-    out->kind = CLIENT_ADDR_TCP;
-    memcpy(out->host, host, hlen);
-    out->host[hlen] = '\0';
-    snprintf(out->port, sizeof(out->port), "%ld", port);
-    return 0;
-}
-
 int
-client_addr_parse(const char *s, struct client_addr *out)
+client_addr_parse(const char *s, struct addr *out)
 {
-    char why[CLIENT_ERRMSG_MAX];
-    int r;
+    const char *why;
 
-    memset(out, 0, sizeof(*out));
-    if (s == NULL)
-        return client_seterr(FORQ_ERR_INVALID, "no address");
-    if (strlen(s) >= CLIENT_ADDR_MAX)
-        return client_seterr(FORQ_ERR_INVALID, "address too long");
-    if (strncmp(s, "tcp://", 6) == 0) {
-        r = client_addr_tcp(s + 6, out);
-    } else if (strncmp(s, "unix://", 7) == 0) {
-        size_t n = strlen(s + 7);
-
-        if (n == 0 || n >= sizeof(out->path))
-            r = client_seterr(FORQ_ERR_INVALID, "the socket path must be 1..%zu bytes",
-                              sizeof(out->path) - 1);
-        else {
-            out->kind = CLIENT_ADDR_UNIX;
-            memcpy(out->path, s + 7, n + 1);
-            r = 0;
-        }
-    } else {
-        r = client_seterr(FORQ_ERR_INVALID, "expected tcp://HOST:PORT or unix:///PATH");
-    }
-    if (r != 0) {
-        snprintf(why, sizeof(why), "%s", forq_errmsg());
-        memset(out, 0, sizeof(*out));
-        return client_seterr(r, "invalid address '%.*s': %s", 200, s, why);
-    }
+    if (addr_parse(s, 0, out, &why) != 0)
+        return client_seterr(FORQ_ERR_INVALID, "invalid address '%.*s': %s", 200,
+                             s != NULL ? s : "", why);
     return 0;
 }
+
+/* ------------------------------------------------------------------ one exchange */
 
 /* Decode the answer in rpc; a refusal becomes its code with the server's text. */
 static int

@@ -13,35 +13,21 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/un.h>
 
+#include "addr.h"
 #include "forq.h"
 #include "msg.h"
 
 #define CLIENT_CONNECT_TIMEOUT_MS 10000 /* TCP connect + HELLO answer */
 #define CLIENT_WAIT_GRACE_MS      2000  /* local deadline of a WAIT past its timeout_ms */
-#define CLIENT_ADDR_MAX           320   /* longest address string accepted */
 #define CLIENT_MIN_IN_FRAME       ((size_t)64 << 20) /* smallest limit on answer frames */
 
-enum client_addr_kind {
-    CLIENT_ADDR_TCP = 1,
-    CLIENT_ADDR_UNIX,
-};
-
-/* A parsed server address. */
-struct client_addr {
-    int kind;       /* enum client_addr_kind */
-    char host[256]; /* tcp: name or literal address, without the [] of IPv6 */
-    char port[6];   /* tcp: decimal 1..65535 */
-    char path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* unix: socket path */
-};
-
 /*
- * Parse "tcp://HOST:PORT", "tcp://[V6ADDR]:PORT" or "unix:///PATH" (the path
- * is everything after "unix://"). Returns 0 and fills *out, or
- * FORQ_ERR_INVALID with the reason in forq_errmsg(). No I/O, no name lookup.
+ * Parse a server address with addr_parse() (proto/addr.h: "tcp://HOST:PORT",
+ * "tcp://[V6ADDR]:PORT", "unix://PATH"; port 0 refused). Returns 0, or
+ * FORQ_ERR_INVALID with "invalid address '...': why" in forq_errmsg().
  */
-int client_addr_parse(const char *s, struct client_addr *out);
+int client_addr_parse(const char *s, struct addr *out);
 
 /*
  * Set this thread's forq_errmsg() text and return code, so that a failing

@@ -88,7 +88,7 @@ struct client_conn {
     int kicked;                               /* under mu: a wakeup is pending on efd */
     uint64_t max_frame;                       /* server's limit; set before the conn is shared */
     atomic_size_t max_in;                     /* limit on answer frames, read by the I/O thread */
-    char addr[CLIENT_ADDR_MAX];
+    char addr[ADDR_STR_MAX];
 };
 
 
@@ -178,7 +178,7 @@ conn_sock_try(int family, const struct sockaddr *sa, socklen_t salen, int64_t de
 
 /* Connect to the parsed address within CLIENT_CONNECT_TIMEOUT_MS. */
 static int
-conn_sock_connect(const struct client_addr *a, const char *name, int *fdp)
+conn_sock_connect(const struct addr *a, const char *name, int *fdp)
 {
     struct addrinfo hints, *res = NULL, *ai;
     struct sockaddr_un sun;
@@ -186,7 +186,7 @@ conn_sock_connect(const struct client_addr *a, const char *name, int *fdp)
     int e = ECONNREFUSED, g;
 
     *fdp = -1;
-    if (a->kind == CLIENT_ADDR_UNIX) {
+    if (a->kind == ADDR_UNIX) {
         memset(&sun, 0, sizeof(sun));
         sun.sun_family = AF_UNIX;
         memcpy(sun.sun_path, a->path, sizeof(sun.sun_path));
@@ -816,7 +816,7 @@ conn_exchange(struct client_conn *conn, msgpack_sbuffer *sb, uint64_t rid, int64
 }
 
 int
-conn_open(const struct client_addr *a, const char *name, struct client_conn **out)
+conn_open(const struct addr *a, const char *name, struct client_conn **out)
 {
     struct client_conn *conn = NULL;
     int fd = -1, r;

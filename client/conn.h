@@ -26,7 +26,7 @@ struct client_conn;
  * *out holding one reference, or FORQ_ERR_CONNECT, FORQ_ERR_SYSTEM,
  * FORQ_ERR_NOMEM with forq_errmsg() set.
  */
-int conn_open(const struct client_addr *a, const char *name, struct client_conn **out);
+int conn_open(const struct addr *a, const char *name, struct client_conn **out);
 
 /* Take / drop a reference; the last one closes the socket and frees. */
 void conn_ref(struct client_conn *conn);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "config.h"
 #include "forq.h"
 #include "log.h"
@@ -106,22 +107,6 @@ config_number(const char *s, int sizes, uint64_t min, uint64_t max, uint64_t *ou
     return 0;
 }
 
-/* Accept tcp://HOST:PORT and unix:///absolute/path. */
-static int
-config_listen_valid(const char *a)
-{
-    const char *colon;
-    uint64_t port;
-
-    if (strncmp(a, "unix://", 7) == 0)
-        return a[7] == '/' && strlen(a + 7) < 108; /* sun_path */
-    if (strncmp(a, "tcp://", 6) != 0)
-        return 0;
-    if ((colon = strrchr(a + 6, ':')) == NULL || colon == a + 6)
-        return 0;
-    return config_number(colon + 1, 0, 0, 65535, &port) == 0;
-}
-
 struct config_limit {
     int opt;
     const char *name;
@@ -179,9 +164,15 @@ config_set_number(struct config *cfg, int opt, const char *arg, char *err, size_
 static int
 config_add_listen(struct config *cfg, const char *arg, char *err, size_t errlen)
 {
-    if (!config_listen_valid(arg)) {
+    struct addr a;
+    const char *why;
+
+    /* A relative socket path would depend on the directory forqd happens to start in. */
+    if (addr_parse(arg, ADDR_PORT_ZERO, &a, &why) != 0 ||
+        (a.kind == ADDR_UNIX && a.path[0] != '/' && (why = "the socket path must be absolute"))) {
         snprintf(err, errlen,
-                 "--listen: expected tcp://HOST:PORT or unix:///absolute/path, got '%s'", arg);
+                 "--listen: expected tcp://HOST:PORT or unix:///absolute/path, got '%s' (%s)",
+                 arg, why);
         return FORQ_ERR_INVALID;
     }
     if (cfg->nlisten == CONFIG_LISTEN_MAX) {

@@ -29,7 +29,6 @@ struct jobs {
     struct pool *pool;
     struct idmap jobs;       /* id -> job, every state */
     uint64_t next_id;        /* ids start at 1 and are never reused */
-    uint64_t next_seq;
     TAILQ_HEAD(, job) finished; /* oldest first: expiry pops from the head */
     struct event *purge_ev;
 
@@ -128,6 +127,8 @@ jobs_lost_cb(void *arg, void *cookie, int started, const char *why)
         job->queue->running--;
         s->running--;
         job->attempts--;
+        job->started_us = 0;
+        job->worker_pid = 0;
         job->state = FORQ_STATE_QUEUED;
         if (queue_push(&s->queues, job) != 0)
             jobs_fail(s, job, FORQ_ERR_NOMEM, "out of memory requeueing the job");
@@ -305,7 +306,7 @@ jobs_submit(struct jobs *s, const struct msg_submit *req, uint64_t *id, char *wh
                        req->unique_key.len)) == NULL)
         return FORQ_ERR_NOMEM;
     job->id = s->next_id;
-    job->seq = s->next_seq;
+    job->seq = job->id; /* ids are handed out in arrival order */
     job->task = (uint16_t)task;
     job->queue = q;
     job->priority = req->priority;
@@ -320,7 +321,6 @@ jobs_submit(struct jobs *s, const struct msg_submit *req, uint64_t *id, char *wh
         return e;
     }
     s->next_id++;
-    s->next_seq++;
     q->submitted++;
     s->submitted++;
     *id = job->id;

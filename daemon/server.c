@@ -20,6 +20,7 @@
 #include <event2/listener.h>
 #include <event2/thread.h>
 
+#include "addr.h"
 #include "conn.h"
 #include "forq.h"
 #include "job.h"
@@ -152,45 +153,32 @@ server_bind(struct server *srv, const struct sockaddr *sa, socklen_t len)
 }
 
 static int
-server_listen_tcp(struct server *srv, const char *addr, struct server_listener *l)
+server_listen_tcp(struct server *srv, const struct addr *a, struct server_listener *l)
 {
     struct addrinfo hints = {0}, *ai = NULL;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
-    char host[128], port[8], name[INET6_ADDRSTRLEN + 16];
-    const char *colon = strrchr(addr, ':');
-    size_t hlen = (size_t)(colon - addr);
+    char name[sizeof(a->host) + sizeof(a->port) + 2];
     int e;
 
-    if (hlen >= sizeof(host) || strlen(colon + 1) >= sizeof(port)) {
-        log_err("cannot listen on tcp://%s: address too long", addr);
-        return FORQ_ERR_INVALID;
-    }
-    memcpy(host, addr, hlen);
-    host[hlen] = '\0';
-    if (hlen >= 2 && host[0] == '[' && host[hlen - 1] == ']') {
-        memmove(host, host + 1, hlen - 2);
-        host[hlen - 2] = '\0';
-    }
-    snprintf(port, sizeof(port), "%s", colon + 1);
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    if ((e = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai)) != 0) {
-        log_err("cannot listen on tcp://%s: %s", addr, gai_strerror(e));
+    if ((e = getaddrinfo(a->host, a->port, &hints, &ai)) != 0) {
+        log_err("cannot listen on tcp://%s:%s: %s", a->host, a->port, gai_strerror(e));
         return FORQ_ERR_INVALID;
     }
     l->lev = server_bind(srv, ai->ai_addr, ai->ai_addrlen);
     freeaddrinfo(ai);
     if (l->lev == NULL) {
-        log_err("cannot listen on tcp://%s: %s", addr, strerror(errno));
+        log_err("cannot listen on tcp://%s:%s: %s", a->host, a->port, strerror(errno));
         return FORQ_ERR_SYSTEM;
     }
     /* Report the real port: with port 0 the kernel picked one. */
     if (getsockname(evconnlistener_get_fd(l->lev), (struct sockaddr *)&ss, &sl) == 0)
         server_peer_name((struct sockaddr *)&ss, name, sizeof(name));
     else
-        snprintf(name, sizeof(name), "%s", addr);
+        snprintf(name, sizeof(name), "%s:%s", a->host, a->port);
     snprintf(l->name, sizeof(l->name), "tcp://%s", name);
     return 0;
 }
@@ -240,12 +228,18 @@ static int
 server_listen(struct server *srv)
 {
     for (size_t i = 0; i < srv->cfg->nlisten; i++) {
-        const char *a = srv->cfg->listen[i];
         struct server_listener *l = &srv->listeners[srv->nlisteners];
+        struct addr a;
+        const char *why;
         int e;
 
-        e = strncmp(a, "unix://", 7) == 0 ? server_listen_unix(srv, a + 7, l)
-                                          : server_listen_tcp(srv, a + 6, l);
+        /* config_parse_args has checked it; parse it into its parts. */
+        if (addr_parse(srv->cfg->listen[i], ADDR_PORT_ZERO, &a, &why) != 0) {
+            log_err("cannot listen on %s: %s", srv->cfg->listen[i], why);
+            return FORQ_ERR_INVALID;
+        }
+        e = a.kind == ADDR_UNIX ? server_listen_unix(srv, a.path, l)
+                                : server_listen_tcp(srv, &a, l);
         if (l->lev != NULL)
             srv->nlisteners++;
         if (e != 0)

@@ -23,7 +23,7 @@ struct jobs;
 
 struct server_listener {
     struct evconnlistener *lev;
-    char name[160];  /* the bound address, e.g. tcp://127.0.0.1:40123 */
+    char name[300];  /* the bound address, e.g. tcp://127.0.0.1:40123 */
     char *unix_path; /* owned; unlinked at exit */
 };
 

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "msg.h"
 #include "task.h"
 
 /*
@@ -109,20 +110,12 @@ task_fail(struct forq_task_io *io)
     return FORQ_ERR_TASK_FAILED;
 }
 
-static int
-task_name_valid(const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n == 0 || n > FORQ_NAME_MAX)
-        return 0;
-    return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-") == n;
-}
-
 int
 task_table_add(struct task_table *t, const char *name, forq_task_fn fn)
 {
-    if (!task_name_valid(name) || fn == NULL || task_find(t, name, strlen(name)) >= 0)
+    size_t n = strlen(name);
+
+    if (!msg_name_valid(name, n) || fn == NULL || task_find(t, name, n) >= 0)
         return FORQ_ERR_INVALID;
     if (t->ntasks >= TASK_MAX)
         return FORQ_ERR_LIMIT;

@@ -277,7 +277,7 @@ msg_utf8_scrub(char *s)
     return fixed;
 }
 
-static int
+int
 msg_name_valid(const char *s, size_t n)
 {
     if (n == 0 || n > FORQ_NAME_MAX)

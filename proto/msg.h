@@ -222,6 +222,9 @@ int msg_utf8_valid(const uint8_t *s, size_t n);
  */
 size_t msg_utf8_scrub(char *s);
 
+/* 1 if s[0..n) is a task or queue name: 1..FORQ_NAME_MAX bytes of [A-Za-z0-9_.:-]. */
+int msg_name_valid(const char *s, size_t n);
+
 /* Helpers: wrap a C string; compare a msg_str with a C string. */
 struct msg_str msg_str_c(const char *s);
 int msg_str_eq(struct msg_str s, const char *c);

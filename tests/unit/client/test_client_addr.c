@@ -15,11 +15,11 @@
 static void
 test_addr_tcp(void **state)
 {
-    struct client_addr a;
+    struct addr a;
 
     (void)state;
     assert_int_equal(client_addr_parse("tcp://127.0.0.1:7340", &a), 0);
-    assert_int_equal(a.kind, CLIENT_ADDR_TCP);
+    assert_int_equal(a.kind, ADDR_TCP);
     assert_string_equal(a.host, "127.0.0.1");
     assert_string_equal(a.port, "7340");
 
@@ -35,11 +35,11 @@ test_addr_tcp(void **state)
 static void
 test_addr_tcp6(void **state)
 {
-    struct client_addr a;
+    struct addr a;
 
     (void)state;
     assert_int_equal(client_addr_parse("tcp://[::1]:7340", &a), 0);
-    assert_int_equal(a.kind, CLIENT_ADDR_TCP);
+    assert_int_equal(a.kind, ADDR_TCP);
     assert_string_equal(a.host, "::1");
     assert_string_equal(a.port, "7340");
 
@@ -50,11 +50,11 @@ test_addr_tcp6(void **state)
 static void
 test_addr_unix(void **state)
 {
-    struct client_addr a;
+    struct addr a;
 
     (void)state;
     assert_int_equal(client_addr_parse("unix:///run/forq/forq.sock", &a), 0);
-    assert_int_equal(a.kind, CLIENT_ADDR_UNIX);
+    assert_int_equal(a.kind, ADDR_UNIX);
     assert_string_equal(a.path, "/run/forq/forq.sock");
 
     assert_int_equal(client_addr_parse("unix://relative.sock", &a), 0);
@@ -86,7 +86,7 @@ test_addr_invalid(void **state)
         "unix://",
         "TCP://127.0.0.1:7340",
     };
-    struct client_addr a;
+    struct addr a;
 
     (void)state;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -102,8 +102,8 @@ test_addr_invalid(void **state)
 static void
 test_addr_too_long(void **state)
 {
-    char buf[CLIENT_ADDR_MAX + 16];
-    struct client_addr a;
+    char buf[ADDR_STR_MAX + 16];
+    struct addr a;
 
     (void)state;
     /* A unix path longer than sun_path. */

@@ -236,6 +236,7 @@ test_config_bad_values_name_the_flag(void **state)
         {{"--listen", "unix://relative"}, "--listen"},
         {{"--listen", "unix://"}, "--listen"},
         {{"--listen", "127.0.0.1:7340"}, "--listen"},
+        {{"--listen", "tcp://::1:7340"}, "--listen"}, /* IPv6 needs brackets */
         {{"--log-level", "loud"}, "--log-level"},
         {{"--log-level", ""}, "--log-level"},
         {{"--bogus"}, "--bogus"},

@@ -10,11 +10,13 @@
  * iteration never blocks long) only keeps a broken build from hanging.
  */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -271,6 +273,47 @@ test_jobs_expiry_continues_after_a_full_batch(void **state)
         test_turn_until(fx, ids[i], 1);
 }
 
+/*
+ * A job handed to a worker that died before picking it up never ran: it goes
+ * back to its queue with no attempt counted and no trace of that worker, then
+ * runs on the replacement.
+ */
+static void
+test_jobs_never_started_job_is_requeued(void **state)
+{
+    struct test_fx *fx = *state;
+    struct msg_stats st = {0};
+    const struct job *job;
+    siginfo_t si;
+    pid_t dead;
+    uint64_t id;
+    int i;
+
+    assert_int_equal(jobs_stats(fx->jobs, &st), 0);
+    dead = st.workers[0].pid;
+    jobs_stats_free(&st);
+    assert_true(dead > 0);
+    assert_int_equal(kill(dead, SIGKILL), 0);
+    /* Dead, but not reaped: the loop has not heard of it yet. */
+    assert_int_equal(waitid(P_PID, (id_t)dead, &si, WEXITED | WNOWAIT), 0);
+    assert_int_equal(test_submit(fx, "echo", "again", NULL, &id), 0);
+    assert_int_equal(test_state(fx, id), FORQ_STATE_RUNNING); /* placed in the dead slot */
+
+    for (i = 0; i < TEST_GUARD_TURNS && test_state(fx, id) == FORQ_STATE_RUNNING; i++)
+        event_base_loop(fx->base, EVLOOP_ONCE);
+    job = jobs_job(fx->jobs, id);
+    assert_int_equal(job->state, FORQ_STATE_QUEUED);
+    assert_int_equal(job->attempts, 0);
+    assert_int_equal(job->started_us, 0);
+    assert_int_equal(job->worker_pid, 0);
+
+    test_turn_until(fx, id, 0);
+    job = jobs_job(fx->jobs, id);
+    assert_int_equal(job->state, FORQ_STATE_SUCCEEDED);
+    assert_int_equal(job->attempts, 1);
+    assert_true(job->worker_pid > 0 && job->worker_pid != dead);
+}
+
 static void
 test_jobs_stats(void **state)
 {
@@ -302,6 +345,8 @@ main(void)
                                         test_teardown),
         cmocka_unit_test_setup_teardown(test_jobs_expiry_continues_after_a_full_batch,
                                         test_setup_expiring, test_teardown),
+        cmocka_unit_test_setup_teardown(test_jobs_never_started_job_is_requeued, test_setup,
+                                        test_teardown),
         cmocka_unit_test_setup_teardown(test_jobs_stats, test_setup, test_teardown),
     };
 
