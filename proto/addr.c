@@ -53,7 +53,7 @@ addr_parse_tcp(const char *s, unsigned flags, struct addr *out, const char **why
     out->kind = ADDR_TCP;
     memcpy(out->host, host, hlen);
     out->host[hlen] = '\0';
-    snprintf(out->port, sizeof(out->port), "%ld", port); /* "0080" is "80" */
+    snprintf(out->port, sizeof(out->port), "%hu", (unsigned short)port); /* "0080" is "80" */
     return 0;
 }
 
