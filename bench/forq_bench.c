@@ -5,10 +5,16 @@
  * flight) and run JOBS jobs between them:
  *   seq    each thread loops: submit, wait for the result;
  *   batch  each thread submits up to 256 jobs, then collects their results,
- *          and repeats.
+ *          and repeats;
+ *   submit each thread loops: submit, drop the future. Results are never
+ *          collected, so THREADS is the number of submits in flight; with
+ *          `--task sleep --payload 3600000` the workers take the first jobs
+ *          and the rest stay queued, which measures the submit path alone
+ *          (bench/durable.sh uses it so).
  * Every result is checked (upper: the payload in upper case; echo: the
  * payload). Latency of a job is from the start of its submit to the moment
- * its result is in hand. Prints jobs, threads, elapsed time, jobs/s, latency
+ * its result is in hand, or in submit mode to the moment forqd's answer to the
+ * submit is. Prints jobs, threads, elapsed time, jobs/s (submits/s), latency
  * percentiles and the number of errors; exits non-zero if there were any.
  */
 #include <ctype.h>
@@ -25,15 +31,18 @@
 
 #define BENCH_BATCH 256
 
-enum bench_mode { BENCH_SEQ, BENCH_BATCH_MODE };
+enum bench_mode { BENCH_SEQ, BENCH_BATCH_MODE, BENCH_SUBMIT };
+
+static const char *const bench_mode_names[] = {"seq", "batch", "submit"};
 
 struct bench {
     const char *addr;
     const char *task;
     uint64_t jobs;
     unsigned threads;
-    size_t size;
-    int mode;
+    size_t size;       /* payload bytes; strlen(fixed) when that is set */
+    int mode;          /* enum bench_mode */
+    const char *fixed; /* --payload: the same payload for every job, or NULL */
     forq_client *client;
 };
 
@@ -65,13 +74,20 @@ bench_error(struct bench_thread *t, const char *what, const char *detail)
         snprintf(t->first_error, sizeof(t->first_error), "%s: %s", what, detail);
 }
 
-/* A lowercase payload that differs per job, so results cannot be mixed up. */
+/*
+ * A lowercase payload that differs per job, so results cannot be mixed up;
+ * or the --payload text, the same for every job.
+ */
 static void
-bench_payload(char *buf, size_t size, unsigned thread, uint64_t seq)
+bench_payload(const struct bench *b, char *buf, unsigned thread, uint64_t seq)
 {
     uint64_t x = (uint64_t)thread * 0x9e3779b97f4a7c15u ^ (seq + 1) * 0xbf58476d1ce4e5b9u;
 
-    for (size_t i = 0; i < size; i++) {
+    if (b->fixed != NULL) {
+        memcpy(buf, b->fixed, b->size);
+        return;
+    }
+    for (size_t i = 0; i < b->size; i++) {
         x ^= x >> 31;
         x *= 0x94d049bb133111ebu;
         buf[i] = (char)('a' + (x >> 59) % 26);
@@ -121,7 +137,7 @@ bench_run_seq(struct bench_thread *t, char *payload)
     for (uint64_t i = 0; i < t->jobs; i++) {
         uint64_t t0 = bench_now_ns();
 
-        bench_payload(payload, t->b->size, t->index, i);
+        bench_payload(t->b, payload, t->index, i);
         if (forq_submit(t->b->client, t->b->task, payload, t->b->size, NULL, &f) != 0) {
             bench_error(t, "submit", forq_errmsg());
             continue;
@@ -145,7 +161,7 @@ bench_run_batch(struct bench_thread *t, char *payloads)
             char *p = payloads + (size_t)k * size;
 
             t0s[k] = bench_now_ns();
-            bench_payload(p, size, t->index, done + k);
+            bench_payload(t->b, p, t->index, done + k);
             if (forq_submit(t->b->client, t->b->task, p, size, NULL, &fs[k]) != 0)
                 bench_error(t, "submit", forq_errmsg());
         }
@@ -158,11 +174,33 @@ bench_run_batch(struct bench_thread *t, char *payloads)
     }
 }
 
+/*
+ * Submit and let go: the latency is the submit's round trip (forqd accepted
+ * the job), and the number of threads is the number of submits in flight.
+ */
+static void
+bench_run_submit(struct bench_thread *t, char *payload)
+{
+    forq_future *f;
+
+    for (uint64_t i = 0; i < t->jobs; i++) {
+        uint64_t t0 = bench_now_ns();
+
+        bench_payload(t->b, payload, t->index, i);
+        if (forq_submit(t->b->client, t->b->task, payload, t->b->size, NULL, &f) != 0) {
+            bench_error(t, "submit", forq_errmsg());
+            continue;
+        }
+        t->lat[t->nlat++] = bench_now_ns() - t0;
+        forq_future_free(f);
+    }
+}
+
 static void *
 bench_thread_main(void *arg)
 {
     struct bench_thread *t = arg;
-    size_t n = t->b->mode == BENCH_SEQ ? 1 : BENCH_BATCH;
+    size_t n = t->b->mode == BENCH_BATCH_MODE ? BENCH_BATCH : 1;
     char *payloads = malloc(n * t->b->size + 1);
 
     if (payloads == NULL) {
@@ -171,6 +209,8 @@ bench_thread_main(void *arg)
     }
     if (t->b->mode == BENCH_SEQ)
         bench_run_seq(t, payloads);
+    else if (t->b->mode == BENCH_SUBMIT)
+        bench_run_submit(t, payloads);
     else
         bench_run_batch(t, payloads);
     free(payloads);
@@ -220,11 +260,12 @@ bench_report(const struct bench *b, struct bench_thread *ts, double secs)
     qsort(all, n, sizeof(*all), bench_cmp_u64);
     printf("server    %s\n", b->addr);
     printf("task      %s, %zu-byte payloads, mode %s\n", b->task, b->size,
-           b->mode == BENCH_SEQ ? "seq" : "batch");
+           bench_mode_names[b->mode]);
     printf("jobs      %" PRIu64 "\n", b->jobs);
     printf("threads   %u\n", b->threads);
     printf("elapsed   %.3f s\n", secs);
-    printf("rate      %.0f jobs/s\n", secs > 0 ? (double)n / secs : 0.0);
+    printf("rate      %.0f %s/s\n", secs > 0 ? (double)n / secs : 0.0,
+           b->mode == BENCH_SUBMIT ? "submits" : "jobs");
     printf("latency   p50 %.3f ms  p99 %.3f ms  p99.9 %.3f ms\n", bench_pct_ms(all, n, 50),
            bench_pct_ms(all, n, 99), bench_pct_ms(all, n, 99.9));
     printf("errors    %" PRIu64 "\n", errors);
@@ -235,15 +276,19 @@ bench_report(const struct bench *b, struct bench_thread *ts, double secs)
 static void
 bench_usage(FILE *fp)
 {
-    fputs("usage: forq-bench [-s ADDR] [-n JOBS] [-t THREADS] [--task NAME] [--size BYTES]\n"
-          "                  [--mode seq|batch]\n"
+    fputs("usage: forq-bench [-s ADDR] [-n JOBS] [-t THREADS] [--task NAME]\n"
+          "                  [--size BYTES | --payload STR] [--mode seq|batch|submit]\n"
           "  -s, --server ADDR  default $FORQ_SERVER, else " FORQ_DEFAULT_ADDR "\n"
           "  -n, --jobs N       jobs in all (default 10000)\n"
           "  -t, --threads N    threads sharing one client (default 4)\n"
           "      --task NAME    task to run (default upper; upper and echo are checked)\n"
-          "      --size BYTES   payload size (default 16)\n"
+          "      --size BYTES   random lowercase payload of this size (default 16)\n"
+          "      --payload STR  this payload for every job instead\n"
           "      --mode MODE    seq: submit + result in a loop; batch: submit up to 256,\n"
-          "                     then collect (default seq)\n",
+          "                     then collect; submit: submit only, never collect, so\n"
+          "                     THREADS submits are in flight (default seq)\n"
+          "Submit throughput without running the jobs, e.g. with two workers:\n"
+          "  forq-bench --mode submit -t 8 --task sleep --payload 3600000\n",
           fp);
 }
 
@@ -262,18 +307,33 @@ bench_num(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *
     return 0;
 }
 
+/* The enum bench_mode of a --mode name, or -1. */
+static int
+bench_mode_parse(const char *name)
+{
+    for (size_t i = 0; i < sizeof(bench_mode_names) / sizeof(bench_mode_names[0]); i++)
+        if (strcmp(name, bench_mode_names[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
 /* Returns -1 to go on, or an exit status. */
 static int
 bench_parse(struct bench *b, int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"server", required_argument, NULL, 's'},  {"jobs", required_argument, NULL, 'n'},
-        {"threads", required_argument, NULL, 't'}, {"task", required_argument, NULL, 'T'},
-        {"size", required_argument, NULL, 'S'},    {"mode", required_argument, NULL, 'm'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+        {"server", required_argument, NULL, 's'},
+        {"jobs", required_argument, NULL, 'n'},
+        {"threads", required_argument, NULL, 't'},
+        {"task", required_argument, NULL, 'T'},
+        {"size", required_argument, NULL, 'S'},
+        {"mode", required_argument, NULL, 'm'},
+        {"payload", required_argument, NULL, 'P'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     uint64_t v;
-    int ch;
+    int ch, has_size = 0;
 
     while ((ch = getopt_long(argc, argv, "s:n:t:h", longopts, NULL)) != -1) {
         switch (ch) {
@@ -296,13 +356,16 @@ bench_parse(struct bench *b, int argc, char **argv)
             if (bench_num("--size", optarg, 0, (uint64_t)1 << 30, &v) != 0)
                 return 2;
             b->size = (size_t)v;
+            has_size = 1;
+            break;
+        case 'P':
+            b->fixed = optarg;
             break;
         case 'm':
-            if (strcmp(optarg, "seq") != 0 && strcmp(optarg, "batch") != 0) {
-                fprintf(stderr, "forq-bench: --mode: seq or batch\n");
+            if ((b->mode = bench_mode_parse(optarg)) < 0) {
+                fprintf(stderr, "forq-bench: --mode: seq, batch or submit\n");
                 return 2;
             }
-            b->mode = strcmp(optarg, "seq") == 0 ? BENCH_SEQ : BENCH_BATCH_MODE;
             break;
         case 'h':
             bench_usage(stdout);
@@ -316,13 +379,19 @@ bench_parse(struct bench *b, int argc, char **argv)
         bench_usage(stderr);
         return 2;
     }
+    if (b->fixed != NULL && has_size) {
+        fprintf(stderr, "forq-bench: --size and --payload exclude each other\n");
+        return 2;
+    }
+    if (b->fixed != NULL)
+        b->size = strlen(b->fixed);
     return -1;
 }
 
 int
 main(int argc, char **argv)
 {
-    struct bench b = {NULL, "upper", 10000, 4, 16, BENCH_SEQ, NULL};
+    struct bench b = {NULL, "upper", 10000, 4, 16, BENCH_SEQ, NULL, NULL};
     struct bench_thread *ts;
     uint64_t t0, errors;
     int r;

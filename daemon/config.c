@@ -12,6 +12,7 @@
 #include "config.h"
 #include "forq.h"
 #include "log.h"
+#include "store.h"
 
 #define KIB ((uint64_t)1024)
 #define MIB (1024 * KIB)
@@ -28,6 +29,10 @@ enum config_opt {
     OPT_MAX_CONNECTIONS,
     OPT_RESULT_TTL,
     OPT_LOG_LEVEL,
+    OPT_DATA,
+    OPT_DURABILITY,
+    OPT_MAX_DB_SIZE,
+    OPT_RESULT_CACHE,
 };
 
 static const struct option config_options[] = {
@@ -42,6 +47,10 @@ static const struct option config_options[] = {
     {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
     {"result-ttl", required_argument, NULL, OPT_RESULT_TTL},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"data", required_argument, NULL, OPT_DATA},
+    {"durability", required_argument, NULL, OPT_DURABILITY},
+    {"max-db-size", required_argument, NULL, OPT_MAX_DB_SIZE},
+    {"result-cache", required_argument, NULL, OPT_RESULT_CACHE},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -63,6 +72,8 @@ config_init(struct config *cfg)
     cfg->max_connections = 16384;
     cfg->result_ttl_ms = 24 * 3600 * 1000;
     cfg->log_level = LOG_LEVEL_INFO;
+    cfg->durability = STORE_FULL;
+    cfg->result_cache = 100000;
 }
 
 void
@@ -71,6 +82,8 @@ config_fini(struct config *cfg)
     for (size_t i = 0; i < cfg->nlisten; i++)
         free(cfg->listen[i]);
     cfg->nlisten = 0;
+    free(cfg->data_dir);
+    cfg->data_dir = NULL;
 }
 
 /*
@@ -128,6 +141,8 @@ static const struct config_limit config_limits[] = {
     {OPT_MAX_INFLIGHT, "--max-inflight", 0, 1, 1 << 20},
     {OPT_MAX_CONNECTIONS, "--max-connections", 0, 1, 1 << 20},
     {OPT_RESULT_TTL, "--result-ttl", 0, 1, 10 * 365 * 24 * 3600},
+    {OPT_MAX_DB_SIZE, "--max-db-size", 1, 0, 1024 * 1024 * MIB},
+    {OPT_RESULT_CACHE, "--result-cache", 0, 0, (uint64_t)1 << 32},
 };
 
 static int
@@ -157,6 +172,8 @@ config_set_number(struct config *cfg, int opt, const char *arg, char *err, size_
     case OPT_MAX_INFLIGHT: cfg->max_inflight = v; break;
     case OPT_MAX_CONNECTIONS: cfg->max_connections = v; break;
     case OPT_RESULT_TTL: cfg->result_ttl_ms = v * 1000; break;
+    case OPT_MAX_DB_SIZE: cfg->max_db_bytes = v; break;
+    case OPT_RESULT_CACHE: cfg->result_cache = v; break;
     }
     return 0;
 }
@@ -202,6 +219,8 @@ config_check(struct config *cfg, char *err, size_t errlen)
                  cfg->max_frame, cfg->max_result);
         return FORQ_ERR_INVALID;
     }
+    if (cfg->data_dir == NULL && (cfg->data_dir = strdup(CONFIG_DEFAULT_DATA)) == NULL)
+        return FORQ_ERR_NOMEM;
     if (cfg->nlisten == 0 && (cfg->listen[0] = strdup(CONFIG_DEFAULT_LISTEN)) != NULL)
         cfg->nlisten = 1;
     return cfg->nlisten ? 0 : FORQ_ERR_NOMEM;
@@ -239,6 +258,22 @@ config_parse_args(struct config *cfg, int argc, char **argv, char *err, size_t e
                 return FORQ_ERR_INVALID;
             }
             cfg->log_level = level;
+            break;
+        case OPT_DATA:
+            if (optarg[0] == '\0') {
+                snprintf(err, errlen, "--data: expected a directory, got ''");
+                return FORQ_ERR_INVALID;
+            }
+            free(cfg->data_dir);
+            if ((cfg->data_dir = strdup(optarg)) == NULL)
+                return FORQ_ERR_NOMEM;
+            break;
+        case OPT_DURABILITY:
+            if ((cfg->durability = store_durability_parse(optarg)) < 0) {
+                snprintf(err, errlen, "--durability: expected full, normal or off, got '%s'",
+                         optarg);
+                return FORQ_ERR_INVALID;
+            }
             break;
         case ':':
             snprintf(err, errlen, "%s: needs a value", argv[optind - 1]);
@@ -281,6 +316,14 @@ config_usage(FILE *out)
             "                         stops reading from it (default 4096)\n"
             "  --max-connections N    client connections at once (default 16384)\n"
             "  --result-ttl SECONDS   how long finished jobs stay retrievable (default 86400)\n"
+            "  --data DIR             where the job store lives (default " CONFIG_DEFAULT_DATA ")\n"
+            "  --durability MODE      full: a SUBMIT is acked once committed and fsynced\n"
+            "                         (default); normal: once committed, which survives a\n"
+            "                         killed forqd but not a power cut; off: memory only\n"
+            "  --max-db-size SIZE     refuse new jobs (storage error) once the database\n"
+            "                         would grow past SIZE (default 0: no limit)\n"
+            "  --result-cache N       finished jobs kept in memory; older ones are read\n"
+            "                         back from the store (default 100000)\n"
             "  --log-level LEVEL      err, warn, info or debug (default info)\n"
             "  -h, --help             this text\n"
             "  -V, --version          print the version\n"

@@ -14,6 +14,7 @@
 
 #define CONFIG_DEFAULT_LISTEN "tcp://127.0.0.1:7340"
 #define CONFIG_LISTEN_MAX     16
+#define CONFIG_DEFAULT_DATA   "./forq-data"
 
 struct config {
     char *listen[CONFIG_LISTEN_MAX]; /* owned strings; default CONFIG_DEFAULT_LISTEN */
@@ -26,6 +27,10 @@ struct config {
     size_t max_inflight;             /* requests per connection before reading pauses */
     size_t max_connections;
     uint64_t result_ttl_ms;
+    char *data_dir;                  /* owned; default CONFIG_DEFAULT_DATA */
+    int durability;                  /* enum store_durability; default full */
+    uint64_t max_db_bytes;           /* 0: no limit */
+    size_t result_cache;             /* finished jobs kept in memory with a store */
     int log_level;                   /* enum log_level */
     int show_help, show_version;
 };

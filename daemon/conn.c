@@ -207,6 +207,10 @@ conn_new(struct server *srv, evutil_socket_t fd, const char *peer, struct conn *
     }
     bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
     bufferevent_setwatermark(c->bev, EV_WRITE, conn_out_low(c), 0);
+    if (idmap_put(&srv->conn_ids, c->id, c) != 0) {
+        conn_free(c);
+        return FORQ_ERR_NOMEM;
+    }
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     TAILQ_INSERT_TAIL(&srv->conns, c, link);
     srv->nconns++;

@@ -21,6 +21,8 @@ struct job {
     uint64_t id;         /* daemon-assigned, never reused */
     uint64_t seq;        /* arrival order: FIFO among equal priorities */
     int state;           /* enum forq_state */
+    uint8_t storing;     /* its INSERT is not committed yet: invisible, not queued */
+    uint8_t unsynced;    /* final, but its FINISH is not committed yet: waits go on */
     uint16_t task;       /* index in the task table */
     int32_t priority;    /* lower runs first */
     struct queue *queue; /* the queue it was submitted to; outlives the job */

@@ -2,6 +2,8 @@
  * jobs.c — job lifecycle on the loop thread: the job table, dispatch from
  * the queues to idle workers, outcomes from the pool, waits and expiry.
  */
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,7 @@
 #include "pool.h"
 #include "queue.h"
 #include "jobs.h"
+#include "store.h"
 #include "task.h"
 
 #define JOBS_PURGE_EVERY_MS_MAX 10000 /* look for expired results at least this often */
@@ -30,7 +33,10 @@ struct jobs {
     struct idmap jobs;       /* id -> job, every state */
     uint64_t next_id;        /* ids start at 1 and are never reused */
     TAILQ_HEAD(, job) finished; /* oldest first: expiry pops from the head */
+    size_t nfinished;
     struct event *purge_ev;
+    struct store *store;        /* NULL: durability off */
+    uint64_t store_failures;    /* transitions the store could not record */
 
     uint64_t running;
     uint64_t submitted, succeeded, failed, cancelled;
@@ -48,14 +54,119 @@ jobs_waiter_free(struct jobs_waiter *w)
     free(w);
 }
 
+/* Answer everyone waiting for a settled job. */
+static void
+jobs_wake_waiters(struct job *job)
+{
+    struct jobs_waiter *w;
+
+    while ((w = LIST_FIRST(&job->waiters)) != NULL) {
+        LIST_REMOVE(w, job_link);
+        w->fn(w->arg, w, job, 0);
+        jobs_waiter_free(w);
+    }
+}
+
+static void
+jobs_forget(struct jobs *s, struct job *job)
+{
+    TAILQ_REMOVE(&s->finished, job, fin_link);
+    s->nfinished--;
+    idmap_del(&s->jobs, job->id);
+    job_free(job);
+}
+
+/* With a store, finished jobs beyond the cache live on in the store only. */
+static void
+jobs_evict(struct jobs *s)
+{
+    struct job *job;
+
+    while (s->store != NULL && s->nfinished > s->cfg.result_cache &&
+           (job = TAILQ_FIRST(&s->finished)) != NULL && !job->unsynced)
+        jobs_forget(s, job);
+}
+
+/* Copy what the store needs of a job into rec->job (pointers borrow the job's memory). */
+static void
+jobs_store_view(const struct jobs *s, const struct job *job, struct store_job *v)
+{
+    v->id = job->id;
+    v->state = job->state;
+    v->task = task_name(&s->tasks, job->task);
+    v->queue = job->queue->name;
+    v->priority = job->priority;
+    v->delay_ms = job->delay_ms;
+    v->timeout_ms = job->timeout_ms;
+    v->max_retries = job->max_retries;
+    v->attempts = job->attempts;
+    v->worker_pid = job->worker_pid;
+    v->created_us = job->created_us;
+    v->started_us = job->started_us;
+    v->finished_us = job->finished_us;
+    v->payload = job->payload;
+    v->payload_len = job->payload_len;
+    v->unique_key = job->unique_key;
+    v->result = job->result;
+    v->result_len = job->result_len;
+    v->err_code = job->err_code;
+    v->err_msg = job->err_msg;
+}
+
+/* Who asked travels with the record, in its cookie. */
+static void
+jobs_origin_put(struct store_rec *rec, const struct jobs_origin *o)
+{
+    rec->cookie[0] = o->conn;
+    rec->cookie[1] = o->rid;
+    rec->cookie[2] = (uint64_t)o->op;
+}
+
+static struct jobs_origin
+jobs_origin_get(const struct store_rec *rec)
+{
+    struct jobs_origin o = {rec->cookie[0], rec->cookie[1], (int)rec->cookie[2]};
+
+    return o;
+}
+
 /*
- * Move a job to a final state and answer everyone waiting for it. Its payload
- * is dropped, which may move it: returns its address from now on.
+ * Record a transition. Returns 1 when a record is on its way, 0 when there is
+ * no store or no memory for the record (the transition is then not durable:
+ * logged, counted, and treated as settled).
+ */
+static int
+jobs_record(struct jobs *s, int op, const struct job *job, const struct jobs_origin *o)
+{
+    struct store_rec *rec;
+
+    if (s->store == NULL)
+        return 0;
+    if ((rec = store_rec_new(op)) == NULL) {
+        s->store_failures++;
+        log_err("out of memory recording job %llu", (unsigned long long)job->id);
+        return 0;
+    }
+    jobs_store_view(s, job, &rec->job);
+    if (op != STORE_INSERT) { /* the payload may move (job_shrink) before the store reads */
+        rec->job.payload = NULL;
+        rec->job.payload_len = 0;
+        rec->job.unique_key = NULL;
+    }
+    if (o != NULL)
+        jobs_origin_put(rec, o);
+    store_put(s->store, rec);
+    return 1;
+}
+
+/*
+ * Move a job to a final state. Waiters are answered once it is settled: now
+ * without a store, when the store has committed it otherwise. Its payload is
+ * dropped, which may move it: returns its address from now on.
  */
 static struct job *
 jobs_finish(struct jobs *s, struct job *job, int state)
 {
-    struct jobs_waiter *w;
     struct queue *q = job->queue;
     struct job *moved;
 
@@ -75,16 +186,24 @@ jobs_finish(struct jobs *s, struct job *job, int state)
         q->cancelled++;
         s->cancelled++;
     }
-    while ((w = LIST_FIRST(&job->waiters)) != NULL) {
-        LIST_REMOVE(w, job_link);
-        w->fn(w->arg, w, job, 0);
-        jobs_waiter_free(w);
-    }
+    job->unsynced = (uint8_t)jobs_record(s, STORE_FINISH, job, NULL);
+    if (!job->unsynced)
+        jobs_wake_waiters(job);
     /* Only the id map points at it now (the pool and the queue let go of it). */
     moved = job_shrink(job);
-    if (moved != job)
+    if (moved != job) {
+        struct jobs_waiter *w;
+
         idmap_put(&s->jobs, moved->id, moved); /* replaces: cannot fail */
+        /* Waiters of an unsettled job stay: re-point them and their list head. */
+        if ((w = LIST_FIRST(&moved->waiters)) != NULL)
+            w->job_link.le_prev = &LIST_FIRST(&moved->waiters);
+        LIST_FOREACH(w, &moved->waiters, job_link)
+            w->job = moved;
+    }
     TAILQ_INSERT_TAIL(&s->finished, moved, fin_link);
+    s->nfinished++;
+    jobs_evict(s);
     return moved;
 }
 
@@ -130,6 +249,7 @@ jobs_lost_cb(void *arg, void *cookie, int started, const char *why)
         job->started_us = 0;
         job->worker_pid = 0;
         job->state = FORQ_STATE_QUEUED;
+        (void)jobs_record(s, STORE_REQUEUE, job, NULL);
         if (queue_push(&s->queues, job) != 0)
             jobs_fail(s, job, FORQ_ERR_NOMEM, "out of memory requeueing the job");
         jobs_pump(s); /* another idle worker may take it */
@@ -173,7 +293,190 @@ jobs_pump(struct jobs *s)
         job->worker_pid = pid;
         job->queue->running++;
         s->running++;
+        (void)jobs_record(s, STORE_RUNNING, job, NULL);
     }
+}
+
+/* ------------------------------------------------------------------ the store's answers */
+
+/* A submission's row is committed (it may run now), or it could not be. */
+static void
+jobs_inserted(struct jobs *s, struct store_rec *rec)
+{
+    const struct jobs_origin o = jobs_origin_get(rec);
+    struct job *job = idmap_get(&s->jobs, rec->job.id);
+    char why[256];
+
+    if (job == NULL || !job->storing) { /* cannot happen: storing jobs stay put */
+        log_err("the store answered for job %llu, which is not waiting for it",
+                (unsigned long long)rec->job.id);
+        return;
+    }
+    job->storing = 0;
+    job->queue->storing--;
+    if (rec->status != 0) {
+        snprintf(why, sizeof(why), "the job could not be stored: %s",
+                 store_strerror(rec->why_rc));
+        idmap_del(&s->jobs, job->id);
+        job_free(job);
+        s->cfg.hooks.submitted(s->cfg.hooks.arg, &o, FORQ_ERR_STORAGE, 0, why);
+        return;
+    }
+    job->queue->submitted++;
+    s->submitted++;
+    if (queue_push(&s->queues, job) != 0)
+        jobs_fail(s, job, FORQ_ERR_NOMEM, "out of memory queueing the job");
+    s->cfg.hooks.submitted(s->cfg.hooks.arg, &o, 0, job->id, NULL);
+    jobs_pump(s);
+}
+
+/* A final state is on disk: the job is settled, its waiters hear now. */
+static void
+jobs_settle(struct jobs *s, struct store_rec *rec)
+{
+    struct job *job = idmap_get(&s->jobs, rec->job.id);
+
+    if (job == NULL || !job->unsynced)
+        return;
+    job->unsynced = 0;
+    jobs_wake_waiters(job);
+    jobs_evict(s);
+}
+
+static void
+jobs_found(struct jobs *s, struct store_rec *rec)
+{
+    const struct jobs_origin o = jobs_origin_get(rec);
+    const struct store_job *j = &rec->job;
+    struct msg_job mj;
+
+    if (rec->status != 0 || !rec->found) {
+        if (rec->status != 0)
+            log_warn("cannot read job %llu from the store: %s", (unsigned long long)j->id,
+                     store_strerror(rec->why_rc));
+        s->cfg.hooks.found(s->cfg.hooks.arg, &o, j->id, NULL);
+        return;
+    }
+    memset(&mj, 0, sizeof(mj));
+    mj.id = j->id;
+    mj.state = j->state;
+    mj.task = msg_str_c(j->task);
+    mj.queue = msg_str_c(j->queue);
+    mj.priority = j->priority;
+    mj.attempts = j->attempts;
+    mj.created_us = j->created_us;
+    mj.started_us = j->started_us;
+    mj.finished_us = j->finished_us;
+    mj.worker_pid = j->worker_pid;
+    if (j->state == FORQ_STATE_SUCCEEDED) {
+        mj.result_size = j->result_len;
+        mj.result.ptr = (const char *)j->result;
+        mj.result.len = j->result_len;
+    }
+    if (j->err_code != 0) {
+        mj.error.code = j->err_code;
+        mj.error.msg = msg_str_c(j->err_msg ? j->err_msg : "");
+    }
+    s->cfg.hooks.found(s->cfg.hooks.arg, &o, j->id, &mj);
+}
+
+static void
+jobs_store_done_cb(void *arg, struct store_rec *rec)
+{
+    struct jobs *s = arg;
+
+    switch (rec->op) {
+    case STORE_INSERT:
+        jobs_inserted(s, rec);
+        break;
+    case STORE_FINISH:
+        jobs_settle(s, rec);
+        break;
+    case STORE_LOOKUP:
+        jobs_found(s, rec);
+        break;
+    default:
+        break;
+    }
+    if (rec->status != 0 && rec->op != STORE_INSERT && rec->op != STORE_LOOKUP) {
+        /* Not durable: after a crash the job may run again (at-least-once). */
+        if (s->store_failures++ == 0 || s->store_failures % 1000 == 0)
+            log_err("cannot record job %llu's transition: %s (%llu such failures)",
+                    (unsigned long long)rec->job.id, store_strerror(rec->why_rc),
+                    (unsigned long long)s->store_failures);
+    }
+    store_rec_free(rec);
+}
+
+/* ------------------------------------------------------------------ recovery */
+
+/* One unfinished job from the store: back into memory, queued. */
+static int
+jobs_recover_cb(void *arg, const struct store_job *sj)
+{
+    struct jobs *s = arg;
+    const char *key = sj->unique_key;
+    struct queue *q;
+    struct job *job;
+    int task, e;
+
+    task = task_find(&s->tasks, sj->task, strlen(sj->task));
+    if ((e = queue_get(&s->queues, sj->queue, strlen(sj->queue), 1, &q)) != 0)
+        return e;
+    if ((job = job_new(sj->payload, sj->payload_len, key, key ? strlen(key) : 0)) == NULL)
+        return FORQ_ERR_NOMEM;
+    job->id = job->seq = sj->id;
+    job->task = (uint16_t)(task >= 0 ? task : 0);
+    job->queue = q;
+    job->priority = sj->priority;
+    job->delay_ms = sj->delay_ms;
+    job->timeout_ms = sj->timeout_ms;
+    job->max_retries = sj->max_retries;
+    job->attempts = sj->attempts; /* a run cut short by the crash stays counted */
+    job->created_us = sj->created_us;
+    job->state = FORQ_STATE_QUEUED;
+    if ((e = idmap_put(&s->jobs, job->id, job)) != 0) {
+        job_free(job);
+        return e;
+    }
+    if (task < 0) {
+        /* The task was removed from the configuration while the job waited. */
+        char msg[FORQ_NAME_MAX + 64];
+
+        snprintf(msg, sizeof(msg), "no task named '%s' any more", sj->task);
+        jobs_fail(s, job, FORQ_ERR_UNKNOWN_TASK, msg);
+        return 0;
+    }
+    if (sj->state == FORQ_STATE_RUNNING)
+        (void)jobs_record(s, STORE_REQUEUE, job, NULL);
+    return queue_push(&s->queues, job);
+}
+
+static int
+jobs_open_store(struct jobs *s, char *why, size_t whylen)
+{
+    struct store_config sc = {s->cfg.data_dir, s->cfg.durability, s->cfg.max_db_bytes, NULL};
+    uint64_t next_id;
+    int e;
+
+    if ((e = store_open(&sc, &s->store, why, whylen)) != 0)
+        return e;
+    /* Every stored job comes back, even if max_queues was lowered since. */
+    s->queues.max_queues = SIZE_MAX;
+    e = store_load(s->store, jobs_recover_cb, s, &next_id, why, whylen);
+    s->queues.max_queues = s->cfg.max_queues;
+    if (e != 0) {
+        if (why[0] == '\0')
+            snprintf(why, whylen, "cannot recover the jobs in %s: %s", s->cfg.data_dir,
+                     forq_strerror(e));
+        return e;
+    }
+    s->next_id = next_id > s->next_id ? next_id : s->next_id;
+    log_info("store %s/forq.db (durability %s): %llu unfinished job%s recovered, next id %llu",
+             s->cfg.data_dir, store_durability_name(s->cfg.durability),
+             (unsigned long long)s->queues.queued, s->queues.queued == 1 ? "" : "s",
+             (unsigned long long)s->next_id);
+    return 0;
 }
 
 /* ------------------------------------------------------------------ expiry */
@@ -188,7 +491,10 @@ jobs_purge_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    while ((job = TAILQ_FIRST(&s->finished)) != NULL && job->finished_us + ttl_us <= now) {
+    if (s->store != NULL && now > ttl_us)
+        store_purge(s->store, now - ttl_us);
+    while ((job = TAILQ_FIRST(&s->finished)) != NULL && job->finished_us + ttl_us <= now &&
+           !job->unsynced) {
         if (n++ == s->cfg.purge_batch) {
             /*
              * More to do: come back on the next loop turn instead of stalling
@@ -198,16 +504,15 @@ jobs_purge_cb(evutil_socket_t fd, short what, void *arg)
             event_active(s->purge_ev, EV_TIMEOUT, 0);
             return;
         }
-        TAILQ_REMOVE(&s->finished, job, fin_link);
-        idmap_del(&s->jobs, job->id);
-        job_free(job);
+        jobs_forget(s, job);
     }
 }
 
 /* ------------------------------------------------------------------ public */
 
 int
-jobs_new(struct event_base *base, const struct jobs_config *cfg, struct jobs **out)
+jobs_new(struct event_base *base, const struct jobs_config *cfg, struct jobs **out, char *why,
+         size_t whylen)
 {
     struct pool_config pc = {cfg->workers, cfg->max_payload, cfg->max_result};
     uint64_t every_ms = cfg->result_ttl_ms;
@@ -216,6 +521,7 @@ jobs_new(struct event_base *base, const struct jobs_config *cfg, struct jobs **o
     int e;
 
     *out = NULL;
+    why[0] = '\0';
     if ((s = calloc(1, sizeof(*s))) == NULL)
         return FORQ_ERR_NOMEM;
     s->base = base;
@@ -239,11 +545,25 @@ jobs_new(struct event_base *base, const struct jobs_config *cfg, struct jobs **o
         e = FORQ_ERR_NOMEM;
         goto fail;
     }
-    if ((e = pool_new(base, &pc, &s->tasks, &jobs_pool_ops, s, &s->pool)) != 0)
+    /* Recover before the fork, so the workers start with the queues known. */
+    if (cfg->durability != STORE_OFF && (e = jobs_open_store(s, why, whylen)) != 0)
         goto fail;
+    if ((e = pool_new(base, &pc, &s->tasks, &jobs_pool_ops, s, &s->pool)) != 0) {
+        snprintf(why, whylen, "cannot start %u workers: %s (%s)", cfg->workers,
+                 forq_strerror(e), strerror(errno));
+        goto fail;
+    }
+    /* After the fork: the workers never inherit a running store thread. */
+    if (s->store != NULL && (e = store_start(s->store, base, jobs_store_done_cb, s)) != 0) {
+        snprintf(why, whylen, "cannot start the store thread: %s", forq_strerror(e));
+        goto fail;
+    }
+    jobs_pump(s);
     *out = s;
     return 0;
 fail:
+    if (why[0] == '\0')
+        snprintf(why, whylen, "%s", forq_strerror(e));
     jobs_free(s);
     return e;
 }
@@ -257,6 +577,7 @@ jobs_free(struct jobs *s)
     if (s == NULL)
         return;
     pool_free(s->pool); /* first: no more callbacks */
+    store_close(s->store); /* writes out what is queued; jobs still own what it reads */
     while ((job = idmap_next(&s->jobs, &pos, NULL)) != NULL) {
         struct jobs_waiter *w;
 
@@ -274,15 +595,14 @@ jobs_free(struct jobs *s)
 }
 
 int
-jobs_submit(struct jobs *s, const struct msg_submit *req, uint64_t *id, char *why,
-             size_t whylen)
+jobs_submit(struct jobs *s, const struct msg_submit *req, const struct jobs_origin *o,
+            char *why, size_t whylen)
 {
     struct msg_str qname = req->queue.len ? req->queue : msg_str_c("default");
     struct queue *q;
     struct job *job;
     int task, e;
 
-    *id = 0;
     if ((task = task_find(&s->tasks, req->task.ptr, req->task.len)) < 0) {
         snprintf(why, whylen, "no task named '%.*s'", (int)req->task.len, req->task.ptr);
         return FORQ_ERR_UNKNOWN_TASK;
@@ -297,7 +617,7 @@ jobs_submit(struct jobs *s, const struct msg_submit *req, uint64_t *id, char *wh
             snprintf(why, whylen, "too many queues (limit %zu)", s->cfg.max_queues);
         return e;
     }
-    if (queue_len(q) >= s->cfg.max_queued) {
+    if (queue_len(q) + q->storing >= s->cfg.max_queued) {
         snprintf(why, whylen, "queue '%s' holds its limit of %zu jobs", q->name,
                  s->cfg.max_queued);
         return FORQ_ERR_QUEUE_FULL;
@@ -314,8 +634,24 @@ jobs_submit(struct jobs *s, const struct msg_submit *req, uint64_t *id, char *wh
     job->timeout_ms = req->timeout_ms;
     job->max_retries = req->max_retries;
     job->created_us = job_now_us();
-    if ((e = idmap_put(&s->jobs, job->id, job)) != 0 ||
-        (e = queue_push(&s->queues, job)) != 0) {
+    job->state = FORQ_STATE_QUEUED;
+    if ((e = idmap_put(&s->jobs, job->id, job)) != 0) {
+        job_free(job);
+        return e;
+    }
+    if (s->store != NULL) {
+        /* It runs, and its submitter hears, once the store has it (jobs_inserted). */
+        job->storing = 1;
+        if (!jobs_record(s, STORE_INSERT, job, o)) {
+            idmap_del(&s->jobs, job->id);
+            job_free(job);
+            return FORQ_ERR_NOMEM;
+        }
+        q->storing++;
+        s->next_id++;
+        return 0;
+    }
+    if ((e = queue_push(&s->queues, job)) != 0) {
         idmap_del(&s->jobs, job->id);
         job_free(job);
         return e;
@@ -323,7 +659,7 @@ jobs_submit(struct jobs *s, const struct msg_submit *req, uint64_t *id, char *wh
     s->next_id++;
     q->submitted++;
     s->submitted++;
-    *id = job->id;
+    s->cfg.hooks.submitted(s->cfg.hooks.arg, o, 0, job->id, NULL);
     jobs_pump(s);
     return 0;
 }
@@ -331,13 +667,36 @@ jobs_submit(struct jobs *s, const struct msg_submit *req, uint64_t *id, char *wh
 const struct job *
 jobs_job(struct jobs *s, uint64_t id)
 {
-    return idmap_get(&s->jobs, id);
+    struct job *job = idmap_get(&s->jobs, id);
+
+    return job != NULL && !job->storing ? job : NULL;
+}
+
+int
+jobs_lookup(struct jobs *s, uint64_t id, const struct jobs_origin *o)
+{
+    struct store_rec *rec;
+
+    if (s->store == NULL || id == 0 || id >= s->next_id || idmap_get(&s->jobs, id) != NULL)
+        return FORQ_ERR_NOT_FOUND;
+    if ((rec = store_rec_new(STORE_LOOKUP)) == NULL)
+        return FORQ_ERR_NOMEM;
+    rec->job.id = id;
+    jobs_origin_put(rec, o);
+    store_put(s->store, rec);
+    return 0;
+}
+
+int
+jobs_settled(const struct job *job)
+{
+    return forq_state_is_final(job->state) && !job->unsynced;
 }
 
 int
 jobs_cancel(struct jobs *s, uint64_t id, const struct job **out, char *why, size_t whylen)
 {
-    struct job *job = idmap_get(&s->jobs, id);
+    struct job *job = (struct job *)jobs_job(s, id);
 
     *out = job;
     if (job == NULL) {
@@ -376,13 +735,13 @@ int
 jobs_wait(struct jobs *s, uint64_t id, int64_t timeout_ms, jobs_wait_fn fn, void *arg,
            uint64_t rid, struct jobs_waiter **out)
 {
-    struct job *job = idmap_get(&s->jobs, id);
+    struct job *job = (struct job *)jobs_job(s, id);
     struct jobs_waiter *w;
 
     *out = NULL;
     if (job == NULL)
         return FORQ_ERR_NOT_FOUND;
-    if (forq_state_is_final(job->state))
+    if (jobs_settled(job))
         return FORQ_ERR_STATE;
     if ((w = calloc(1, sizeof(*w))) == NULL)
         return FORQ_ERR_NOMEM;
@@ -411,16 +770,31 @@ jobs_wait_cancel(struct jobs_waiter *w)
     jobs_waiter_free(w);
 }
 
-const char *
-jobs_task_name(const struct jobs *s, const struct job *job)
+void
+jobs_snapshot(const struct jobs *s, const struct job *job, int with_result, struct msg_job *out)
 {
-    return task_name(&s->tasks, job->task);
-}
-
-const char *
-jobs_queue_name(const struct job *job)
-{
-    return job->queue->name;
+    memset(out, 0, sizeof(*out));
+    out->id = job->id;
+    out->state = job->state;
+    out->task = msg_str_c(task_name(&s->tasks, job->task));
+    out->queue = msg_str_c(job->queue->name);
+    out->priority = job->priority;
+    out->attempts = job->attempts;
+    out->created_us = job->created_us;
+    out->started_us = job->started_us;
+    out->finished_us = job->finished_us;
+    out->worker_pid = job->worker_pid;
+    if (job->state == FORQ_STATE_SUCCEEDED) {
+        out->result_size = job->result_len;
+        if (with_result) {
+            out->result.ptr = (const char *)job->result;
+            out->result.len = job->result_len;
+        }
+    }
+    if (job->err_code != 0) {
+        out->error.code = job->err_code;
+        out->error.msg = msg_str_c(job->err_msg);
+    }
 }
 
 int

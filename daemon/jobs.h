@@ -2,11 +2,21 @@
  * jobs.h — the job table and the life of a job: submit, queue, hand to a
  * worker, finish, wait, cancel, expire.
  *
- * jobs owns every job (by id), the queues, the task table and the worker
- * pool. Jobs move queued -> running -> succeeded | failed, or queued ->
- * cancelled; finished jobs stay retrievable by id for result_ttl. Callers
- * (the ops) see jobs read-only. Persistence will sit behind this module: it
- * is the one place that changes job state. Loop thread only.
+ * jobs owns every job (by id), the queues, the task table, the worker pool
+ * and the store. Jobs move queued -> running -> succeeded | failed, or queued
+ * -> cancelled; finished jobs stay retrievable by id for result_ttl. Callers
+ * (the ops) see jobs read-only. It is the one place that changes job state,
+ * so it is also the one place that records it (store.h). Loop thread only.
+ *
+ * With a store (durability full or normal):
+ *  - a submission is answered (hooks.submitted) only once its row is
+ *    committed, and becomes runnable only then; until that moment the job is
+ *    invisible, as if its id did not exist yet;
+ *  - a job's final state is settled once its row says so: waits on it end
+ *    only then, so an outcome a client has seen survives a crash;
+ *  - finished jobs beyond result_cache leave memory oldest first and are
+ *    read back from the store on demand (jobs_lookup, hooks.found).
+ * Without a store everything is in memory and answered at once.
  */
 #ifndef FORQ_JOBS_H
 #define FORQ_JOBS_H
@@ -23,6 +33,25 @@ struct job;
 struct jobs;
 struct jobs_waiter;
 
+/* Where a deferred answer goes: the connection (by id, it may be gone), the request. */
+struct jobs_origin {
+    uint64_t conn;
+    uint64_t rid;
+    int op; /* MSG_OP_* of the request */
+};
+
+struct jobs_hooks {
+    /* A submission was stored (code 0, its id) or refused (code, why). */
+    void (*submitted)(void *arg, const struct jobs_origin *o, int code, uint64_t id,
+                      const char *why);
+    /*
+     * A job read back from the store (jobs_lookup): job is NULL when there is
+     * no such id. job and its strings are valid during the call only.
+     */
+    void (*found)(void *arg, const struct jobs_origin *o, uint64_t id, const struct msg_job *job);
+    void *arg;
+};
+
 struct jobs_config {
     unsigned workers;
     size_t max_payload;     /* SUBMIT payloads above this are refused (too_big) */
@@ -31,6 +60,11 @@ struct jobs_config {
     size_t max_queues;      /* distinct queue names */
     uint64_t result_ttl_ms; /* how long finished jobs stay retrievable */
     size_t purge_batch;     /* expired jobs freed per loop turn; 0 = default (10000) */
+    int durability;         /* enum store_durability; STORE_OFF: no store */
+    const char *data_dir;   /* the store's directory */
+    uint64_t max_db_bytes;  /* 0: no limit */
+    size_t result_cache;    /* with a store: finished jobs kept in memory */
+    struct jobs_hooks hooks;
 };
 
 /*
@@ -52,26 +86,33 @@ struct jobs_waiter {
 };
 
 /*
- * Create the scheduler: task table, queues and the worker pool (this forks
- * the workers). Returns 0 with *out, FORQ_ERR_SYSTEM, FORQ_ERR_NOMEM or
- * FORQ_ERR_INVALID.
+ * Create the scheduler: task table, queues, the store (lock, open, recover
+ * the unfinished jobs) and the worker pool (this forks the workers). Returns
+ * 0 with *out, or FORQ_ERR_STORAGE, FORQ_ERR_SYSTEM, FORQ_ERR_NOMEM with a
+ * one-line reason in why.
  */
-int jobs_new(struct event_base *base, const struct jobs_config *cfg, struct jobs **out);
+int jobs_new(struct event_base *base, const struct jobs_config *cfg, struct jobs **out,
+             char *why, size_t whylen);
 
-/* Stop the workers and free every job and waiter (callbacks are not called). */
+/*
+ * Stop the workers, write out what the store still has queued, and free every
+ * job and waiter (callbacks are not called).
+ */
 void jobs_free(struct jobs *s);
 
 /*
- * Accept a submission and queue it. Returns 0 with *id, or
- * FORQ_ERR_UNKNOWN_TASK, FORQ_ERR_TOO_BIG, FORQ_ERR_QUEUE_FULL, FORQ_ERR_LIMIT
- * (too many queues), FORQ_ERR_NOMEM, with a message for the client in why.
- * Nothing of req is kept.
+ * Accept a submission. Returns 0 when it is taken: the answer (its id, or a
+ * storage error) goes to hooks.submitted, maybe before this returns. Or
+ * refuses it at once with FORQ_ERR_UNKNOWN_TASK, FORQ_ERR_TOO_BIG,
+ * FORQ_ERR_QUEUE_FULL, FORQ_ERR_LIMIT (too many queues) or FORQ_ERR_NOMEM,
+ * with a message for the client in why. Nothing of req is kept.
  */
-int jobs_submit(struct jobs *s, const struct msg_submit *req, uint64_t *id, char *why,
-                 size_t whylen);
+int jobs_submit(struct jobs *s, const struct msg_submit *req, const struct jobs_origin *o,
+                char *why, size_t whylen);
 
 /*
- * The job with this id, or NULL (never existed, or expired). The pointer is
+ * The job with this id, or NULL (never existed, expired, not stored yet, or
+ * only in the store: see jobs_lookup). The pointer is
  * valid until the job finishes (finishing may move it) or expires: use it
  * within the current callback only.
  */
@@ -87,9 +128,20 @@ int jobs_cancel(struct jobs *s, uint64_t id, const struct job **out, char *why,
                  size_t whylen);
 
 /*
- * Park a wait on an unfinished job, with a time limit in ms (< 0: none).
- * Returns 0 with *out (freed by jobs.c after fn runs, or by jobs_wait_cancel),
- * FORQ_ERR_STATE when the job has already finished, or FORQ_ERR_NOMEM.
+ * Read a job that is not in memory back from the store. Returns 0 when the
+ * answer will come through hooks.found, or FORQ_ERR_NOT_FOUND when the id
+ * cannot exist (no store, never handed out, or not stored yet).
+ */
+int jobs_lookup(struct jobs *s, uint64_t id, const struct jobs_origin *o);
+
+/* 1 when the job has finished and its outcome is recorded: waits end then. */
+int jobs_settled(const struct job *job);
+
+/*
+ * Park a wait on a job that is not settled, with a time limit in ms (< 0:
+ * none). Returns 0 with *out (freed by jobs.c after fn runs, or by
+ * jobs_wait_cancel), FORQ_ERR_STATE when the job is already settled,
+ * FORQ_ERR_NOT_FOUND, or FORQ_ERR_NOMEM.
  */
 int jobs_wait(struct jobs *s, uint64_t id, int64_t timeout_ms, jobs_wait_fn fn, void *arg,
                uint64_t rid, struct jobs_waiter **out);
@@ -97,9 +149,12 @@ int jobs_wait(struct jobs *s, uint64_t id, int64_t timeout_ms, jobs_wait_fn fn, 
 /* Withdraw a parked wait (its owner is going away) and free it; fn is not called. */
 void jobs_wait_cancel(struct jobs_waiter *w);
 
-/* The name of a job's task and queue. */
-const char *jobs_task_name(const struct jobs *s, const struct job *job);
-const char *jobs_queue_name(const struct job *job);
+/*
+ * A snapshot of job for a reply; the result bytes only when with_result.
+ * Strings and bytes point into the job: valid for the current callback.
+ */
+void jobs_snapshot(const struct jobs *s, const struct job *job, int with_result,
+                   struct msg_job *out);
 
 /*
  * Fill st with totals, per-queue and per-worker figures. The queue and worker

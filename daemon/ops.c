@@ -25,41 +25,13 @@ struct ops_entry {
     ops_fn fn;
 };
 
-/* Fill a job snapshot; the result bytes only for WAIT answers. */
-static void
-ops_snapshot(struct server *srv, const struct job *job, int with_result, struct msg_job *out)
-{
-    memset(out, 0, sizeof(*out));
-    out->id = job->id;
-    out->state = job->state;
-    out->task = msg_str_c(jobs_task_name(srv->jobs, job));
-    out->queue = msg_str_c(jobs_queue_name(job));
-    out->priority = job->priority;
-    out->attempts = job->attempts;
-    out->created_us = job->created_us;
-    out->started_us = job->started_us;
-    out->finished_us = job->finished_us;
-    out->worker_pid = job->worker_pid;
-    if (job->state == FORQ_STATE_SUCCEEDED) {
-        out->result_size = job->result_len;
-        if (with_result) {
-            out->result.ptr = (const char *)job->result;
-            out->result.len = job->result_len;
-        }
-    }
-    if (job->err_code != 0) {
-        out->error.code = job->err_code;
-        out->error.msg = msg_str_c(job->err_msg);
-    }
-}
-
 static void
 ops_reply_job(struct conn *c, int op, uint64_t rid, const struct job *job, int with_result)
 {
     struct msg_response resp = {0};
 
     resp.rid = rid;
-    ops_snapshot(c->srv, job, with_result, &resp.job);
+    jobs_snapshot(c->srv->jobs, job, with_result, &resp.job);
     conn_reply(c, op, &resp);
 }
 
@@ -91,18 +63,40 @@ ops_ping(struct conn *c, const struct msg_request *req)
     conn_reply(c, MSG_OP_PING, &resp);
 }
 
+static struct jobs_origin
+ops_origin(const struct conn *c, const struct msg_request *req)
+{
+    struct jobs_origin o = {c->id, req->rid, req->op};
+
+    return o;
+}
+
 static void
 ops_submit(struct conn *c, const struct msg_request *req)
 {
-    struct msg_response resp = {0};
+    const struct jobs_origin o = ops_origin(c, req);
     char why[OPS_WHY_MAX] = "";
     int e;
 
-    if ((e = jobs_submit(c->srv->jobs, &req->u.submit, &resp.id, why, sizeof(why))) != 0) {
+    /* On success the answer comes through ops_submitted, once the job is stored. */
+    if ((e = jobs_submit(c->srv->jobs, &req->u.submit, &o, why, sizeof(why))) != 0)
         conn_reply_err(c, req->rid, e, why[0] ? why : NULL);
+}
+
+void
+ops_submitted(void *arg, const struct jobs_origin *o, int code, uint64_t id, const char *why)
+{
+    struct conn *c = server_conn(arg, o->conn);
+    struct msg_response resp = {0};
+
+    if (c == NULL)
+        return; /* the submitter left; the job is stored and runs all the same */
+    if (code != 0) {
+        conn_reply_err(c, o->rid, code, why);
         return;
     }
-    resp.rid = req->rid;
+    resp.rid = o->rid;
+    resp.id = id;
     conn_reply(c, MSG_OP_SUBMIT, &resp);
 }
 
@@ -116,7 +110,50 @@ ops_not_found(struct conn *c, uint64_t rid, uint64_t id)
     conn_reply_err(c, rid, FORQ_ERR_NOT_FOUND, why);
 }
 
-/* A parked WAIT ends: the job finished, or the wait's time ran out. */
+/* The job is not in memory: ask the store (ops_found answers), or answer not_found. */
+static void
+ops_lookup_or_reply(struct conn *c, const struct msg_request *req, uint64_t id)
+{
+    const struct jobs_origin o = ops_origin(c, req);
+    int e = jobs_lookup(c->srv->jobs, id, &o);
+
+    if (e == FORQ_ERR_NOT_FOUND)
+        ops_not_found(c, req->rid, id);
+    else if (e != 0)
+        conn_reply_err(c, req->rid, e, NULL);
+}
+
+/* A settled job read back from the store, for a WAIT, STATUS or CANCEL. */
+void
+ops_found(void *arg, const struct jobs_origin *o, uint64_t id, const struct msg_job *job)
+{
+    struct conn *c = server_conn(arg, o->conn);
+    struct msg_response resp = {0};
+    char why[OPS_WHY_MAX];
+
+    if (c == NULL)
+        return;
+    if (job == NULL) {
+        ops_not_found(c, o->rid, id);
+        return;
+    }
+    if (o->op == MSG_OP_CANCEL && job->state != FORQ_STATE_CANCELLED) {
+        snprintf(why, sizeof(why),
+                 "job %llu is %s; only a job that has not started can be cancelled",
+                 (unsigned long long)job->id, forq_state_name(job->state));
+        conn_reply_err(c, o->rid, FORQ_ERR_STATE, why);
+        return;
+    }
+    resp.rid = o->rid;
+    resp.job = *job;
+    if (o->op != MSG_OP_WAIT) { /* only WAIT carries the result bytes */
+        resp.job.result.ptr = NULL;
+        resp.job.result.len = 0;
+    }
+    conn_reply(c, o->op, &resp);
+}
+
+/* A parked WAIT ends: the job settled, or the wait's time ran out. */
 static void
 ops_wait_done(void *arg, struct jobs_waiter *w, const struct job *job, int code)
 {
@@ -133,20 +170,43 @@ ops_wait_done(void *arg, struct jobs_waiter *w, const struct job *job, int code)
     ops_reply_job(c, MSG_OP_WAIT, w->rid, job, 1);
 }
 
+/* A CANCEL is answered once the cancellation is recorded. */
+static void
+ops_cancel_done(void *arg, struct jobs_waiter *w, const struct job *job, int code)
+{
+    struct conn *c = arg;
+
+    (void)code; /* no time limit: always the job settling */
+    conn_untrack_wait(c, w);
+    ops_reply_job(c, MSG_OP_CANCEL, w->rid, job, 0);
+}
+
+/* Answer when the job settles; fn replies. */
+static void
+ops_park(struct conn *c, uint64_t rid, uint64_t id, int64_t timeout_ms, jobs_wait_fn fn)
+{
+    struct jobs_waiter *w;
+    int e;
+
+    if ((e = jobs_wait(c->srv->jobs, id, timeout_ms, fn, c, rid, &w)) != 0) {
+        conn_reply_err(c, rid, e, NULL);
+        return;
+    }
+    conn_track_wait(c, w);
+}
+
 static void
 ops_wait(struct conn *c, const struct msg_request *req)
 {
     const struct msg_wait *m = &req->u.wait;
     const struct job *job = jobs_job(c->srv->jobs, m->id);
-    struct jobs_waiter *w;
     char why[OPS_WHY_MAX];
-    int e;
 
     if (job == NULL) {
-        ops_not_found(c, req->rid, m->id);
+        ops_lookup_or_reply(c, req, m->id);
         return;
     }
-    if (forq_state_is_final(job->state)) {
+    if (jobs_settled(job)) {
         ops_reply_job(c, MSG_OP_WAIT, req->rid, job, 1);
         return;
     }
@@ -156,12 +216,7 @@ ops_wait(struct conn *c, const struct msg_request *req)
         conn_reply_err(c, req->rid, FORQ_ERR_TIMEOUT, why);
         return;
     }
-    e = jobs_wait(c->srv->jobs, m->id, m->timeout_ms, ops_wait_done, c, req->rid, &w);
-    if (e != 0) {
-        conn_reply_err(c, req->rid, e, NULL);
-        return;
-    }
-    conn_track_wait(c, w);
+    ops_park(c, req->rid, m->id, m->timeout_ms, ops_wait_done);
 }
 
 static void
@@ -170,7 +225,7 @@ ops_status(struct conn *c, const struct msg_request *req)
     const struct job *job = jobs_job(c->srv->jobs, req->u.status.id);
 
     if (job == NULL) {
-        ops_not_found(c, req->rid, req->u.status.id);
+        ops_lookup_or_reply(c, req, req->u.status.id);
         return;
     }
     ops_reply_job(c, MSG_OP_STATUS, req->rid, job, 0);
@@ -185,11 +240,15 @@ ops_cancel(struct conn *c, const struct msg_request *req)
 
     e = jobs_cancel(c->srv->jobs, req->u.cancel.id, &job, why, sizeof(why));
     if (e == FORQ_ERR_NOT_FOUND) {
-        ops_not_found(c, req->rid, req->u.cancel.id);
+        ops_lookup_or_reply(c, req, req->u.cancel.id);
         return;
     }
     if (e != 0) {
         conn_reply_err(c, req->rid, e, why[0] ? why : NULL);
+        return;
+    }
+    if (!jobs_settled(job)) {
+        ops_park(c, req->rid, job->id, -1, ops_cancel_done);
         return;
     }
     ops_reply_job(c, MSG_OP_CANCEL, req->rid, job, 0);

@@ -31,6 +31,7 @@ struct queue {
     size_t ready_pos;        /* position in the set's ready heap, or HEAP_NONE */
 
     uint64_t running; /* jobs of this queue in workers now */
+    uint64_t storing; /* submitted, waiting for the store to commit them */
     uint64_t submitted, succeeded, failed, cancelled;
 };
 

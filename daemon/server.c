@@ -26,6 +26,7 @@
 #include "job.h"
 #include "log.h"
 #include "jobs.h"
+#include "ops.h"
 #include "server.h"
 
 #define SERVER_BACKLOG 1024
@@ -52,10 +53,19 @@ server_reap_later(struct server *srv, struct conn *c)
     if (c->reaped)
         return;
     c->reaped = 1;
+    idmap_del(&srv->conn_ids, c->id);
     TAILQ_REMOVE(&srv->conns, c, link);
     srv->nconns--;
     TAILQ_INSERT_TAIL(&srv->reap, c, link);
     event_active(srv->reap_ev, 0, 0);
+}
+
+struct conn *
+server_conn(struct server *srv, uint64_t id)
+{
+    struct conn *c = idmap_get(&srv->conn_ids, id);
+
+    return c != NULL && !c->closing ? c : NULL;
 }
 
 static void
@@ -306,7 +316,13 @@ server_new(const struct config *cfg, struct server **out)
         .max_queued = cfg->max_queued,
         .max_queues = cfg->max_queues,
         .result_ttl_ms = cfg->result_ttl_ms,
+        .durability = cfg->durability,
+        .data_dir = cfg->data_dir,
+        .max_db_bytes = cfg->max_db_bytes,
+        .result_cache = cfg->result_cache,
+        .hooks = {ops_submitted, ops_found, NULL},
     };
+    char why[512];
     struct server *srv;
     int e;
 
@@ -315,6 +331,8 @@ server_new(const struct config *cfg, struct server **out)
         return FORQ_ERR_NOMEM;
     srv->cfg = cfg;
     srv->started_us = job_now_us();
+    sc.hooks.arg = srv;
+    idmap_init(&srv->conn_ids);
     TAILQ_INIT(&srv->conns);
     TAILQ_INIT(&srv->reap);
     msgpack_sbuffer_init(&srv->out);
@@ -332,9 +350,8 @@ server_new(const struct config *cfg, struct server **out)
         goto fail;
     }
     /* Workers fork before the listeners exist, so they never hold a listening socket. */
-    if ((e = jobs_new(srv->base, &sc, &srv->jobs)) != 0) {
-        log_err("cannot start %u workers: %s (%s)", cfg->workers, forq_strerror(e),
-                strerror(errno));
+    if ((e = jobs_new(srv->base, &sc, &srv->jobs, why, sizeof(why))) != 0) {
+        log_err("%s", why);
         goto fail;
     }
     if ((e = server_listen(srv)) != 0)
@@ -389,5 +406,6 @@ server_free(struct server *srv)
         event_base_free(srv->base);
     msg_decoder_fini(&srv->decoder);
     msgpack_sbuffer_destroy(&srv->out);
+    idmap_fini(&srv->conn_ids);
     free(srv);
 }

@@ -13,6 +13,7 @@
 #include <msgpack.h>
 
 #include "config.h"
+#include "idmap.h"
 #include "msg.h"
 
 struct conn;
@@ -35,6 +36,7 @@ struct server {
     msgpack_sbuffer out;        /* scratch for encoding one reply */
 
     TAILQ_HEAD(, conn) conns;   /* open connections */
+    struct idmap conn_ids;      /* conn id -> open connection (deferred answers) */
     TAILQ_HEAD(, conn) reap;    /* closed, waiting to be freed at a safe point */
     struct event *reap_ev;
     size_t nconns;
@@ -59,6 +61,12 @@ int server_run(struct server *srv);
 
 /* Close every connection, stop the workers, free everything. NULL is a no-op. */
 void server_free(struct server *srv);
+
+/*
+ * The open connection with this id, or NULL once it is closing or gone: how
+ * answers that come later (from the store) find their way back.
+ */
+struct conn *server_conn(struct server *srv, uint64_t id);
 
 /* Move a closed connection to the reap list; it is freed on the next loop turn. */
 void server_reap_later(struct server *srv, struct conn *c);

@@ -84,7 +84,7 @@ struct store_rec {
     int why_rc;          /* the SQLite code behind a failure (store_strerror) */
     int found;           /* STORE_LOOKUP: 1 when the id exists */
     struct store_job job;
-    uint64_t cookie[2];  /* the caller's, untouched (e.g. connection id and rid) */
+    uint64_t cookie[3];  /* the caller's, untouched (e.g. who asked) */
     void *owned;         /* the store's: lookup data; freed by store_rec_free */
     STAILQ_ENTRY(store_rec) link;
 };

@@ -91,31 +91,23 @@ harness_spawn(const char *path, const char *const *argv, int out_fd, int err_fd,
     _exit(127);
 }
 
-int
-harness_start(struct harness *h, const char *const *extra)
+/* Start forqd in h->dir (which exists) and wait until it is ready. */
+static int
+harness_launch(struct harness *h, const char *const *extra)
 {
     const char *argv[HARNESS_ARGS_MAX];
-    const char *env = getenv("FORQ_TEST_ADDR");
-    char listen_unix[320], log[16384];
+    char listen_unix[320], data[300], log[16384];
     int n = 0, fd, status;
     int64_t deadline;
 
-    memset(h, 0, sizeof(*h));
-    if (env != NULL) {
-        snprintf(h->addr, sizeof(h->addr), "%s", env);
-        return 0;
-    }
-    snprintf(h->dir, sizeof(h->dir), "/tmp/forq-test-XXXXXX");
-    if (mkdtemp(h->dir) == NULL) {
-        perror("harness: mkdtemp");
-        return -1;
-    }
     snprintf(h->log, sizeof(h->log), "%s/forqd.log", h->dir);
     snprintf(h->unix_addr, sizeof(h->unix_addr), "unix://%s/forq.sock", h->dir);
     snprintf(listen_unix, sizeof(listen_unix), "--listen=%s", h->unix_addr);
+    snprintf(data, sizeof(data), "--data=%s/data", h->dir);
     argv[n++] = FORQD_PATH;
     argv[n++] = "--listen=tcp://127.0.0.1:0";
     argv[n++] = listen_unix;
+    argv[n++] = data; /* before extra: a later --data wins */
     for (int i = 0; extra != NULL && extra[i] != NULL && n < HARNESS_ARGS_MAX - 1; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;
@@ -142,6 +134,46 @@ harness_start(struct harness *h, const char *const *extra)
     fprintf(stderr, "harness: forqd not ready after %d ms:\n%s\n", HARNESS_GUARD_MS, log);
     harness_stop(h);
     return -1;
+}
+
+int
+harness_start(struct harness *h, const char *const *extra)
+{
+    const char *env = getenv("FORQ_TEST_ADDR");
+
+    memset(h, 0, sizeof(*h));
+    if (env != NULL) {
+        snprintf(h->addr, sizeof(h->addr), "%s", env);
+        return 0;
+    }
+    snprintf(h->dir, sizeof(h->dir), "/tmp/forq-test-XXXXXX");
+    if (mkdtemp(h->dir) == NULL) {
+        perror("harness: mkdtemp");
+        return -1;
+    }
+    return harness_launch(h, extra);
+}
+
+int
+harness_kill(struct harness *h, int sig)
+{
+    int status = -1;
+
+    if (h->pid <= 0)
+        return -1;
+    kill(h->pid, sig);
+    if (waitpid(h->pid, &status, 0) != h->pid)
+        status = -1;
+    h->pid = 0;
+    return status;
+}
+
+int
+harness_restart(struct harness *h, const char *const *extra)
+{
+    if (h->pid > 0 || h->dir[0] == '\0')
+        return -1;
+    return harness_launch(h, extra);
 }
 
 static int

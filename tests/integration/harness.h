@@ -3,7 +3,7 @@
  * and always clean up.
  *
  * harness_start runs the forqd built by this tree on tcp://127.0.0.1:0 and
- * unix://<tmpdir>/forq.sock in a fresh temp dir, waits for its "ready" log
+ * unix://<tmpdir>/forq.sock with its store in <tmpdir>/data, in a fresh temp dir, waits for its "ready" log
  * line and learns the port the kernel picked from its "listening on" line.
  * If FORQ_TEST_ADDR is set, no forqd is started and that address is used (to
  * debug against a daemon running under gdb).
@@ -38,6 +38,18 @@ struct harness {
  * (NULL-terminated, may be NULL). Returns 0, or -1 after printing why.
  */
 int harness_start(struct harness *h, const char *const *extra);
+
+/*
+ * Send forqd sig (e.g. SIGKILL) and reap it; the temp dir and its data stay.
+ * Returns the wait status, or -1.
+ */
+int harness_kill(struct harness *h, int sig);
+
+/*
+ * Start forqd again on the same temp dir, hence the same data (after
+ * harness_kill). It listens on a new port: h->addr changes. 0 or -1.
+ */
+int harness_restart(struct harness *h, const char *const *extra);
 
 /* SIGTERM forqd, wait for it, remove the temp dir. Returns its exit status (or -1). */
 int harness_stop(struct harness *h);

@@ -28,6 +28,7 @@
 #include "jobs.h"
 #include "msg.h"
 #include "server.h"
+#include "store.h"
 
 #define TEST_GUARD_TURNS 30000 /* loop turns; the tick below makes each about 1 ms */
 
@@ -67,6 +68,7 @@ test_setup(void **state)
     fx->cfg.max_frame = 4096;
     fx->cfg.max_payload = 1024;
     fx->cfg.max_result = 1024;
+    fx->cfg.durability = STORE_OFF; /* framing only: no store */
     /* No --listen: the test makes the connection itself. */
     if (msg_decoder_init(&fx->d) != 0 || server_new(&fx->cfg, &fx->srv) != 0)
         return -1;

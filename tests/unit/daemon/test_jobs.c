@@ -33,7 +33,21 @@ struct test_fx {
     struct event_base *base;
     struct event *tick; /* keeps every loop turn short */
     struct jobs *jobs;
+    uint64_t submitted_id; /* what hooks.submitted last reported */
+    int submitted_code;
 };
+
+/* Without a store, jobs answers a submission before jobs_submit returns. */
+static void
+test_submitted_cb(void *arg, const struct jobs_origin *o, int code, uint64_t id, const char *why)
+{
+    struct test_fx *fx = arg;
+
+    (void)o;
+    (void)why;
+    fx->submitted_code = code;
+    fx->submitted_id = id;
+}
 
 /* What a wait callback saw. */
 struct test_waited {
@@ -52,10 +66,12 @@ test_tick_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static int
-test_setup_cfg(void **state, const struct jobs_config *cfg)
+test_setup_cfg(void **state, const struct jobs_config *cfg_in)
 {
     struct timeval ms = {0, 1000};
     struct test_fx *fx = calloc(1, sizeof(*fx));
+    struct jobs_config cfg = *cfg_in;
+    char why[256];
 
     *state = fx;
     alarm(120); /* a wedged loop ends the binary instead of the CI run */
@@ -64,7 +80,9 @@ test_setup_cfg(void **state, const struct jobs_config *cfg)
     fx->tick = event_new(fx->base, -1, EV_PERSIST, test_tick_cb, NULL);
     if (fx->tick == NULL || event_add(fx->tick, &ms) != 0)
         return -1;
-    return jobs_new(fx->base, cfg, &fx->jobs) == 0 ? 0 : -1;
+    cfg.hooks.submitted = test_submitted_cb;
+    cfg.hooks.arg = fx;
+    return jobs_new(fx->base, &cfg, &fx->jobs, why, sizeof(why)) == 0 ? 0 : -1;
 }
 
 static int
@@ -121,6 +139,7 @@ test_submit(struct test_fx *fx, const char *task, const char *payload, const cha
             uint64_t *id)
 {
     struct msg_submit m = {0};
+    struct jobs_origin o = {1, 2, MSG_OP_SUBMIT};
     char why[256] = "";
     int e;
 
@@ -128,9 +147,13 @@ test_submit(struct test_fx *fx, const char *task, const char *payload, const cha
     m.payload = msg_str_c(payload);
     if (queue != NULL)
         m.queue = msg_str_c(queue);
-    e = jobs_submit(fx->jobs, &m, id, why, sizeof(why));
+    fx->submitted_id = 0;
+    e = jobs_submit(fx->jobs, &m, &o, why, sizeof(why));
     if (e != 0)
         assert_true(why[0] != '\0'); /* every refusal says why */
+    else
+        assert_int_equal(fx->submitted_code, 0);
+    *id = fx->submitted_id;
     return e;
 }
 
@@ -171,6 +194,7 @@ static void
 test_jobs_run_and_result(void **state)
 {
     struct test_fx *fx = *state;
+    struct msg_job snap;
     const struct job *job;
     uint64_t id;
 
@@ -183,8 +207,16 @@ test_jobs_run_and_result(void **state)
     assert_memory_equal(job->result, "ABC", 3);
     assert_int_equal(job->attempts, 1);
     assert_int_equal(job->payload_len, 0); /* dropped once finished */
-    assert_string_equal(jobs_task_name(fx->jobs, job), "upper");
-    assert_string_equal(jobs_queue_name(job), "default");
+    jobs_snapshot(fx->jobs, job, 1, &snap);
+    assert_int_equal(snap.task.len, 5);
+    assert_memory_equal(snap.task.ptr, "upper", 5);
+    assert_int_equal(snap.queue.len, 7);
+    assert_memory_equal(snap.queue.ptr, "default", 7);
+    assert_int_equal(snap.result.len, 3);
+    assert_memory_equal(snap.result.ptr, "ABC", 3);
+    jobs_snapshot(fx->jobs, job, 0, &snap); /* STATUS: the size, not the bytes */
+    assert_int_equal(snap.result_size, 3);
+    assert_int_equal(snap.result.len, 0);
 }
 
 static void
