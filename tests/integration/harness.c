@@ -186,27 +186,35 @@ harness_rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw
 }
 
 int
-harness_stop(struct harness *h)
+harness_stop_keep(struct harness *h)
 {
     int status = -1, r = -1;
     int64_t deadline;
 
-    if (h->pid > 0) {
-        kill(h->pid, SIGTERM);
-        deadline = harness_now_ms() + HARNESS_GUARD_MS;
-        while (waitpid(h->pid, &status, WNOHANG) == 0) {
-            if (harness_now_ms() > deadline) {
-                fprintf(stderr, "harness: forqd ignored SIGTERM; killing it\n");
-                kill(h->pid, SIGKILL);
-                waitpid(h->pid, &status, 0);
-                break;
-            }
-            harness_sleep_ms(5);
+    if (h->pid <= 0)
+        return -1;
+    kill(h->pid, SIGTERM);
+    deadline = harness_now_ms() + HARNESS_GUARD_MS;
+    while (waitpid(h->pid, &status, WNOHANG) == 0) {
+        if (harness_now_ms() > deadline) {
+            fprintf(stderr, "harness: forqd ignored SIGTERM; killing it\n");
+            kill(h->pid, SIGKILL);
+            waitpid(h->pid, &status, 0);
+            break;
         }
-        if (WIFEXITED(status))
-            r = WEXITSTATUS(status);
-        h->pid = 0;
+        harness_sleep_ms(5);
     }
+    if (WIFEXITED(status))
+        r = WEXITSTATUS(status);
+    h->pid = 0;
+    return r;
+}
+
+int
+harness_stop(struct harness *h)
+{
+    int r = harness_stop_keep(h);
+
     if (h->dir[0] != '\0') {
         if (getenv("FORQ_TEST_KEEP") == NULL)
             nftw(h->dir, harness_rm_cb, 8, FTW_DEPTH | FTW_PHYS);

@@ -51,6 +51,9 @@ int harness_kill(struct harness *h, int sig);
  */
 int harness_restart(struct harness *h, const char *const *extra);
 
+/* SIGTERM forqd and wait for it; the temp dir stays. Returns its exit status (or -1). */
+int harness_stop_keep(struct harness *h);
+
 /* SIGTERM forqd, wait for it, remove the temp dir. Returns its exit status (or -1). */
 int harness_stop(struct harness *h);
 
