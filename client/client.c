@@ -466,6 +466,14 @@ client_stats_copy(struct forq_stats *s, const struct msg_stats *m)
     s->succeeded = m->succeeded;
     s->failed = m->failed;
     s->cancelled = m->cancelled;
+    client_strlcpy(s->durability, sizeof(s->durability), m->durability);
+    s->store_commits = m->store_commits;
+    s->store_fsyncs = m->store_fsyncs;
+    s->store_records = m->store_records;
+    s->store_failures = m->store_failures;
+    s->store_max_batch = m->store_max_batch;
+    s->store_commit_us = m->store_commit_us;
+    s->store_purged = m->store_purged;
     for (size_t i = 0; i < m->nqueues; i++) {
         struct forq_queue_stats *q = &s->queues[i];
         const struct msg_queue_stats *mq = &m->queues[i];

@@ -808,6 +808,19 @@ jobs_stats(struct jobs *s, struct msg_stats *st)
     st->succeeded = s->succeeded;
     st->failed = s->failed;
     st->cancelled = s->cancelled;
+    st->durability = msg_str_c(store_durability_name(s->cfg.durability));
+    if (s->store != NULL) {
+        struct store_stats ss;
+
+        store_stats(s->store, &ss);
+        st->store_commits = ss.commits;
+        st->store_fsyncs = ss.fsyncs;
+        st->store_records = ss.records;
+        st->store_failures = ss.failures + s->store_failures;
+        st->store_max_batch = ss.max_batch;
+        st->store_commit_us = ss.commit_us;
+        st->store_purged = ss.purged;
+    }
     st->queues = calloc(s->queues.nqueues ? s->queues.nqueues : 1, sizeof(*st->queues));
     st->workers = calloc(nw, sizeof(*st->workers));
     if (st->queues == NULL || st->workers == NULL) {

@@ -254,6 +254,15 @@ struct forq_stats {
     struct forq_queue_stats *queues;
     size_t nworkers;
     struct forq_worker_stats *workers;
+    /* The job store (all 0 with durability off). */
+    char durability[8];       /* "full", "normal" or "off" */
+    uint64_t store_commits;   /* transactions committed since start */
+    uint64_t store_fsyncs;    /* fsyncs they cost (group commit: far fewer than records) */
+    uint64_t store_records;   /* job records written */
+    uint64_t store_failures;  /* records the store could not write */
+    uint64_t store_max_batch; /* most records in one transaction */
+    uint64_t store_commit_us; /* total time spent committing */
+    uint64_t store_purged;    /* expired results deleted */
 };
 
 /* Fetch server statistics into *out (free with forq_stats_free()). */

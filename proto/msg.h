@@ -135,6 +135,9 @@ struct msg_stats {
     struct msg_str server;
     uint64_t uptime_ms, connections;
     uint64_t queued, running, submitted, succeeded, failed, cancelled;
+    struct msg_str durability; /* "full", "normal" or "off" */
+    uint64_t store_commits, store_fsyncs, store_records, store_failures;
+    uint64_t store_max_batch, store_commit_us, store_purged;
     size_t nqueues;
     struct msg_queue_stats *queues;
     size_t nworkers;

@@ -550,15 +550,30 @@ cli_cmd_cancel(struct cli *cli)
 }
 
 static void
+cli_json_stats_store(const struct forq_stats *s)
+{
+    fputs(",\"durability\":", stdout);
+    cli_json_text(s->durability);
+    printf(",\"store_commits\":%" PRIu64 ",\"store_fsyncs\":%" PRIu64
+           ",\"store_records\":%" PRIu64 ",\"store_failures\":%" PRIu64
+           ",\"store_max_batch\":%" PRIu64 ",\"store_commit_us\":%" PRIu64
+           ",\"store_purged\":%" PRIu64,
+           s->store_commits, s->store_fsyncs, s->store_records, s->store_failures,
+           s->store_max_batch, s->store_commit_us, s->store_purged);
+}
+
+static void
 cli_stats_json(const struct forq_stats *s)
 {
     fputs("{\"server\":", stdout);
     cli_json_text(s->server);
     printf(",\"uptime_ms\":%" PRIu64 ",\"connections\":%" PRIu64 ",\"queued\":%" PRIu64
            ",\"running\":%" PRIu64 ",\"submitted\":%" PRIu64 ",\"succeeded\":%" PRIu64
-           ",\"failed\":%" PRIu64 ",\"cancelled\":%" PRIu64 ",\"queues\":[",
+           ",\"failed\":%" PRIu64 ",\"cancelled\":%" PRIu64,
            s->uptime_ms, s->connections, s->queued, s->running, s->submitted, s->succeeded,
            s->failed, s->cancelled);
+    cli_json_stats_store(s);
+    fputs(",\"queues\":[", stdout);
     for (size_t i = 0; i < s->nqueues; i++) {
         const struct forq_queue_stats *q = &s->queues[i];
 
@@ -589,7 +604,14 @@ cli_stats_table(const struct forq_stats *s)
     printf("server       %s\n", s->server);
     printf("uptime       %" PRIu64 "d %02" PRIu64 ":%02" PRIu64 ":%02" PRIu64 "\n", up / 86400,
            up / 3600 % 24, up / 60 % 60, up % 60);
-    printf("connections  %" PRIu64 "\n\n", s->connections);
+    printf("connections  %" PRIu64 "\n", s->connections);
+    printf("durability   %s", s->durability);
+    if (s->store_commits > 0)
+        printf(" (%" PRIu64 " records in %" PRIu64 " commits, %" PRIu64 " fsyncs, largest batch %"
+               PRIu64 ", %" PRIu64 " failed)",
+               s->store_records, s->store_commits, s->store_fsyncs, s->store_max_batch,
+               s->store_failures);
+    printf("\n\n");
     printf("%-20s %9s %9s %10s %10s %9s %9s\n", "QUEUE", "QUEUED", "RUNNING", "SUBMITTED",
            "SUCCEEDED", "FAILED", "CANCELLED");
     for (size_t i = 0; i < s->nqueues; i++) {

@@ -194,7 +194,7 @@ test_load_cb(void *arg, const struct store_job *job)
     l->ids[l->n] = job->id;
     l->states[l->n] = job->state;
     l->attempts[l->n] = job->attempts;
-    if (job->payload_len < sizeof(l->payloads[0])) {
+    if (job->payload_len > 0 && job->payload_len < sizeof(l->payloads[0])) {
         memcpy(l->payloads[l->n], job->payload, job->payload_len);
         l->payloads[l->n][job->payload_len] = '\0';
     }

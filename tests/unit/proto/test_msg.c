@@ -557,8 +557,13 @@ test_rt_resp_stats(void **state)
 
     memset(&in, 0, sizeof(in));
     in.rid = 50;
-    in.stats =
-        (struct msg_stats){msg_str_c("forqd 0.1.0"), 123456, 3, 11, 2, 100, 80, 5, 2, 3, qs, 2, ws};
+    in.stats = (struct msg_stats){
+        .server = msg_str_c("forqd 0.1.0"), .uptime_ms = 123456, .connections = 3,
+        .queued = 11, .running = 2, .submitted = 100, .succeeded = 80, .failed = 5,
+        .cancelled = 2, .durability = msg_str_c("full"), .store_commits = 7,
+        .store_fsyncs = 8, .store_records = 90, .store_failures = 1, .store_max_batch = 64,
+        .store_commit_us = 5000, .store_purged = 4, .nqueues = 3, .queues = qs,
+        .nworkers = 2, .workers = ws};
     test_rt_response(t, MSG_OP_STATS, &in, &out);
     assert_int_equal(out.err.code, 0);
     test_str_eq(out.stats.server, in.stats.server);
@@ -570,6 +575,14 @@ test_rt_resp_stats(void **state)
     assert_true(out.stats.succeeded == 80);
     assert_true(out.stats.failed == 5);
     assert_true(out.stats.cancelled == 2);
+    test_str_eq(out.stats.durability, in.stats.durability);
+    assert_true(out.stats.store_commits == 7);
+    assert_true(out.stats.store_fsyncs == 8);
+    assert_true(out.stats.store_records == 90);
+    assert_true(out.stats.store_failures == 1);
+    assert_true(out.stats.store_max_batch == 64);
+    assert_true(out.stats.store_commit_us == 5000);
+    assert_true(out.stats.store_purged == 4);
     assert_int_equal(out.stats.nqueues, 3);
     assert_non_null(out.stats.queues);
     for (i = 0; i < 3; i++) {
