@@ -5,8 +5,11 @@
 # normal, off) and each number of submits in flight (1, 8, 64), RUNS times:
 # start the server on a free loopback port in a fresh data dir, load it with
 # submits nobody consumes, stop it (by the pid started here). forq is loaded
-# by forq-bench --mode submit with `sleep 3600000` jobs (two workers take the
-# first two; the rest stay queued), beanstalkd by beanstalk-put. Runs are
+# with `sleep 3600000` jobs (two workers take the first two; the rest stay
+# queued) by forq-pipe, which speaks the wire protocol on one connection as
+# beanstalk-put does for beanstalkd; the row "forq full, libforq" loads it
+# through the client library instead (forq-bench --mode submit, one thread
+# per submit in flight). Runs are
 # interleaved (run 1 of every cell, then run 2, ...) so that drift on a shared
 # machine spreads over all cells. For forq runs, store commits and fsyncs per
 # second come from `forq stats --json` before and after the load (n/a when
@@ -89,7 +92,7 @@ if ((DO_BUILD)); then
     say "building in $BUILD ..."
     blog=$(mktemp)
     if ! { cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFORQ_TESTS=OFF &&
-        cmake --build "$BUILD" -j2 --target forqd forq_cli forq-bench beanstalk-put; } >"$blog" 2>&1; then
+        cmake --build "$BUILD" -j2 --target forqd forq_cli forq-bench forq-pipe beanstalk-put; } >"$blog" 2>&1; then
         tail -30 "$blog" >&2
         rm -f "$blog"
         die "build failed (scripts/deps.sh installs the dependencies)"
@@ -99,8 +102,9 @@ fi
 FORQD=${FORQD:-$BUILD/forqd}
 FORQ=$BUILD/forq
 FORQ_BENCH=$BUILD/bench/forq-bench
+FORQ_PIPE=$BUILD/bench/forq-pipe
 BEANSTALK_PUT=$BUILD/bench/beanstalk-put
-for f in "$FORQD" "$FORQ" "$FORQ_BENCH" "$BEANSTALK_PUT"; do
+for f in "$FORQD" "$FORQ" "$FORQ_BENCH" "$FORQ_PIPE" "$BEANSTALK_PUT"; do
     [[ -x $f ]] || die "$f is missing (run without --no-build)"
 done
 
@@ -288,13 +292,13 @@ commas() {
 
 # ------------------------------------------------------------------ the runs
 
-CONFIGS=(beanstalkd full normal off)
+CONFIGS=(beanstalkd full normal off full-libforq)
 declare -A RATE COMMITS FSYNCS STATE LAT
 for c in "${CONFIGS[@]}"; do
     STATE[$c]=run
     if [[ $c == beanstalkd ]]; then
         [[ $BEANSTALKD == none ]] && STATE[$c]="not run (BEANSTALKD=none)"
-    elif [[ " $FORQ_MODES " != *" $c "* ]]; then
+    elif [[ " $FORQ_MODES " != *" ${c%-libforq} "* ]]; then
         STATE[$c]="not run (FORQ_MODES)"
     elif ((!HAS_DURABILITY)) && [[ $c != off ]]; then
         STATE[$c]="skipped: forqd has no --durability"
@@ -314,7 +318,7 @@ run_one() {
     dir=$WORK/$c-$n-$run
     log=$WORK/$c-$n-$run.log
     r=0
-    start_server "$kind" "$c" "$dir" "$log" || r=$?
+    start_server "$kind" "${c%-libforq}" "$dir" "$log" || r=$?
     if ((r != 0)); then
         if ((r == 2)) && [[ $kind == forq ]]; then
             STATE[$c]="forqd refused: $(head -n 1 "$log")"
@@ -332,8 +336,13 @@ run_one() {
         out=$("$BEANSTALK_PUT" -s "127.0.0.1:$SERVER_PORT" -n "$jobs" -c "$n" 2>&1) || r=$?
     else
         before=$(forq_stats)
-        out=$("$FORQ_BENCH" -s "tcp://127.0.0.1:$SERVER_PORT" -n "$jobs" -t "$n" \
-            --mode submit --task sleep --payload 3600000 2>&1) || r=$?
+        if [[ $c == *-libforq ]]; then
+            out=$("$FORQ_BENCH" -s "tcp://127.0.0.1:$SERVER_PORT" -n "$jobs" -t "$n" \
+                --mode submit --task sleep --payload 3600000 2>&1) || r=$?
+        else
+            out=$("$FORQ_PIPE" -s "tcp://127.0.0.1:$SERVER_PORT" -n "$jobs" -c "$n" \
+                --task sleep --payload 3600000 2>&1) || r=$?
+        fi
         after=$(forq_stats)
     fi
     stop_server
@@ -385,6 +394,7 @@ label() {
             echo '`forq off` (no store in this forqd: in memory)'
         fi
         ;;
+    *-libforq) echo "\`forq ${1%-libforq}\`, libforq client" ;;
     *) echo "\`forq $1\`" ;;
     esac
 }
