@@ -23,6 +23,7 @@ struct job {
     int state;           /* enum forq_state */
     uint8_t storing;     /* its INSERT is not committed yet: invisible, not queued */
     uint8_t unsynced;    /* final, but its FINISH is not committed yet: waits go on */
+    uint8_t finish_failed; /* the store refused its FINISH; the purge timer retries */
     uint16_t task;       /* index in the task table */
     int32_t priority;    /* lower runs first */
     struct queue *queue; /* the queue it was submitted to; outlives the job */

@@ -36,7 +36,9 @@ struct jobs {
     size_t nfinished;
     struct event *purge_ev;
     struct store *store;        /* NULL: durability off */
-    uint64_t store_failures;    /* transitions the store could not record */
+    uint64_t store_failures;    /* records that could not even be allocated */
+    uint64_t transition_failures; /* records the store refused (for the log) */
+    uint64_t finish_failed;     /* jobs whose FINISH waits to be written again */
 
     uint64_t running;
     uint64_t submitted, succeeded, failed, cancelled;
@@ -54,15 +56,15 @@ jobs_waiter_free(struct jobs_waiter *w)
     free(w);
 }
 
-/* Answer everyone waiting for a settled job. */
+/* Answer everyone waiting for a job: settled (code 0), or its outcome unstored. */
 static void
-jobs_wake_waiters(struct job *job)
+jobs_wake_waiters(struct job *job, int code)
 {
     struct jobs_waiter *w;
 
     while ((w = LIST_FIRST(&job->waiters)) != NULL) {
         LIST_REMOVE(w, job_link);
-        w->fn(w->arg, w, job, 0);
+        w->fn(w->arg, w, job, code);
         jobs_waiter_free(w);
     }
 }
@@ -188,7 +190,7 @@ jobs_finish(struct jobs *s, struct job *job, int state)
     }
     job->unsynced = (uint8_t)jobs_record(s, STORE_FINISH, job, NULL);
     if (!job->unsynced)
-        jobs_wake_waiters(job);
+        jobs_wake_waiters(job, 0);
     /* Only the id map points at it now (the pool and the queue let go of it). */
     moved = job_shrink(job);
     if (moved != job) {
@@ -201,9 +203,9 @@ jobs_finish(struct jobs *s, struct job *job, int state)
         LIST_FOREACH(w, &moved->waiters, job_link)
             w->job = moved;
     }
+    jobs_evict(s); /* first: the caller still holds the job it finished */
     TAILQ_INSERT_TAIL(&s->finished, moved, fin_link);
     s->nfinished++;
-    jobs_evict(s);
     return moved;
 }
 
@@ -324,13 +326,19 @@ jobs_inserted(struct jobs *s, struct store_rec *rec)
     }
     job->queue->submitted++;
     s->submitted++;
+    /* It is stored, so it is accepted, whatever happens to it next. */
+    s->cfg.hooks.submitted(s->cfg.hooks.arg, &o, 0, rec->job.id, NULL);
     if (queue_push(&s->queues, job) != 0)
-        jobs_fail(s, job, FORQ_ERR_NOMEM, "out of memory queueing the job");
-    s->cfg.hooks.submitted(s->cfg.hooks.arg, &o, 0, job->id, NULL);
+        jobs_fail(s, job, FORQ_ERR_NOMEM, "out of memory queueing the job"); /* job may move */
     jobs_pump(s);
 }
 
-/* A final state is on disk: the job is settled, its waiters hear now. */
+/*
+ * A final state is on disk: the job is settled, its waiters hear now. If it
+ * could not be written, the outcome is not given out as if it were: waiters
+ * get `storage`, the job stays in memory (unsynced: never evicted or purged)
+ * and the purge timer writes its FINISH again (jobs_retry_finishes).
+ */
 static void
 jobs_settle(struct jobs *s, struct store_rec *rec)
 {
@@ -338,9 +346,31 @@ jobs_settle(struct jobs *s, struct store_rec *rec)
 
     if (job == NULL || !job->unsynced)
         return;
+    if (rec->status != 0) {
+        job->finish_failed = 1;
+        s->finish_failed++;
+        jobs_wake_waiters(job, FORQ_ERR_STORAGE);
+        return;
+    }
     job->unsynced = 0;
-    jobs_wake_waiters(job);
+    jobs_wake_waiters(job, 0);
     jobs_evict(s);
+}
+
+/* Write again the FINISH records the store refused (from the purge timer). */
+static void
+jobs_retry_finishes(struct jobs *s)
+{
+    struct job *job;
+
+    TAILQ_FOREACH(job, &s->finished, fin_link) {
+        if (s->finish_failed == 0)
+            break;
+        if (job->finish_failed && jobs_record(s, STORE_FINISH, job, NULL)) {
+            job->finish_failed = 0;
+            s->finish_failed--;
+        }
+    }
 }
 
 static void
@@ -400,10 +430,10 @@ jobs_store_done_cb(void *arg, struct store_rec *rec)
     }
     if (rec->status != 0 && rec->op != STORE_INSERT && rec->op != STORE_LOOKUP) {
         /* Not durable: after a crash the job may run again (at-least-once). */
-        if (s->store_failures++ == 0 || s->store_failures % 1000 == 0)
+        if (s->transition_failures++ % 1000 == 0)
             log_err("cannot record job %llu's transition: %s (%llu such failures)",
                     (unsigned long long)rec->job.id, store_strerror(rec->why_rc),
-                    (unsigned long long)s->store_failures);
+                    (unsigned long long)s->transition_failures);
     }
     store_rec_free(rec);
 }
@@ -493,6 +523,8 @@ jobs_purge_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (s->store != NULL && now > ttl_us)
         store_purge(s->store, now - ttl_us);
+    if (s->finish_failed > 0)
+        jobs_retry_finishes(s);
     while ((job = TAILQ_FIRST(&s->finished)) != NULL && job->finished_us + ttl_us <= now &&
            !job->unsynced) {
         if (n++ == s->cfg.purge_batch) {
@@ -553,7 +585,11 @@ jobs_new(struct event_base *base, const struct jobs_config *cfg, struct jobs **o
                  forq_strerror(e), strerror(errno));
         goto fail;
     }
-    /* After the fork: the workers never inherit a running store thread. */
+    /*
+     * After the first fork, so the first workers never inherit a running
+     * store thread. A worker respawned later is forked while it runs (see
+     * DECISIONS.md: tasks must not rely on locks another thread may hold).
+     */
     if (s->store != NULL && (e = store_start(s->store, base, jobs_store_done_cb, s)) != 0) {
         snprintf(why, whylen, "cannot start the store thread: %s", forq_strerror(e));
         goto fail;
@@ -691,6 +727,12 @@ int
 jobs_settled(const struct job *job)
 {
     return forq_state_is_final(job->state) && !job->unsynced;
+}
+
+int
+jobs_unstored(const struct job *job)
+{
+    return job->finish_failed;
 }
 
 int

@@ -68,8 +68,8 @@ struct jobs_config {
 };
 
 /*
- * Called once when a waited-for job reaches a final state (code 0) or the
- * wait times out (code FORQ_ERR_TIMEOUT). The waiter is freed right after the
+ * Called once when a waited-for job is settled (code 0), its outcome could not
+ * be stored (FORQ_ERR_STORAGE), or the wait times out (FORQ_ERR_TIMEOUT). The waiter is freed right after the
  * call returns; the callback must not cancel it.
  */
 typedef void (*jobs_wait_fn)(void *arg, struct jobs_waiter *w, const struct job *job,
@@ -136,6 +136,12 @@ int jobs_lookup(struct jobs *s, uint64_t id, const struct jobs_origin *o);
 
 /* 1 when the job has finished and its outcome is recorded: waits end then. */
 int jobs_settled(const struct job *job);
+
+/*
+ * 1 when the job has finished but the store refused its outcome: it is not
+ * given out (WAIT answers `storage`) until a retry has written it.
+ */
+int jobs_unstored(const struct job *job);
 
 /*
  * Park a wait on a job that is not settled, with a time limit in ms (< 0:

@@ -153,6 +153,20 @@ ops_found(void *arg, const struct jobs_origin *o, uint64_t id, const struct msg_
     conn_reply(c, o->op, &resp);
 }
 
+/* Why a wait ended without the outcome (code: timeout or storage). */
+static void
+ops_unsettled_why(const struct job *job, int code, char *why, size_t len)
+{
+    if (code == FORQ_ERR_STORAGE)
+        snprintf(why, len,
+                 "job %llu has finished, but its outcome could not be stored yet (see the "
+                 "server log); ask again later",
+                 (unsigned long long)job->id);
+    else
+        snprintf(why, len, "job %llu is still %s", (unsigned long long)job->id,
+                 forq_state_name(job->state));
+}
+
 /* A parked WAIT ends: the job settled, or the wait's time ran out. */
 static void
 ops_wait_done(void *arg, struct jobs_waiter *w, const struct job *job, int code)
@@ -162,8 +176,7 @@ ops_wait_done(void *arg, struct jobs_waiter *w, const struct job *job, int code)
 
     conn_untrack_wait(c, w);
     if (code != 0) {
-        snprintf(why, sizeof(why), "job %llu is still %s", (unsigned long long)job->id,
-                 forq_state_name(job->state));
+        ops_unsettled_why(job, code, why, sizeof(why));
         conn_reply_err(c, w->rid, code, why);
         return;
     }
@@ -175,9 +188,14 @@ static void
 ops_cancel_done(void *arg, struct jobs_waiter *w, const struct job *job, int code)
 {
     struct conn *c = arg;
+    char why[OPS_WHY_MAX];
 
-    (void)code; /* no time limit: always the job settling */
     conn_untrack_wait(c, w);
+    if (code != 0) { /* no time limit: the cancellation could not be stored */
+        ops_unsettled_why(job, code, why, sizeof(why));
+        conn_reply_err(c, w->rid, code, why);
+        return;
+    }
     ops_reply_job(c, MSG_OP_CANCEL, w->rid, job, 0);
 }
 
@@ -210,10 +228,11 @@ ops_wait(struct conn *c, const struct msg_request *req)
         ops_reply_job(c, MSG_OP_WAIT, req->rid, job, 1);
         return;
     }
-    if (m->timeout_ms == 0) {
-        snprintf(why, sizeof(why), "job %llu is still %s", (unsigned long long)m->id,
-                 forq_state_name(job->state));
-        conn_reply_err(c, req->rid, FORQ_ERR_TIMEOUT, why);
+    if (jobs_unstored(job) || m->timeout_ms == 0) {
+        int code = jobs_unstored(job) ? FORQ_ERR_STORAGE : FORQ_ERR_TIMEOUT;
+
+        ops_unsettled_why(job, code, why, sizeof(why));
+        conn_reply_err(c, req->rid, code, why);
         return;
     }
     ops_park(c, req->rid, m->id, m->timeout_ms, ops_wait_done);
@@ -245,6 +264,11 @@ ops_cancel(struct conn *c, const struct msg_request *req)
     }
     if (e != 0) {
         conn_reply_err(c, req->rid, e, why[0] ? why : NULL);
+        return;
+    }
+    if (jobs_unstored(job)) {
+        ops_unsettled_why(job, FORQ_ERR_STORAGE, why, sizeof(why));
+        conn_reply_err(c, req->rid, FORQ_ERR_STORAGE, why);
         return;
     }
     if (!jobs_settled(job)) {

@@ -532,16 +532,23 @@ store_do_insert(struct store *st, const struct store_job *j)
     return store_step(s);
 }
 
-static int
-store_do_progress(struct store *st, const struct store_job *j)
+/* ?1..?5 of PROGRESS and FINISH: which job, and where its latest run stands. */
+static void
+store_bind_progress(sqlite3_stmt *s, const struct store_job *j)
 {
-    sqlite3_stmt *s = st->stmt[STORE_SQL_PROGRESS];
-
     sqlite3_bind_int64(s, 1, (sqlite3_int64)j->id);
     sqlite3_bind_int(s, 2, j->state);
     sqlite3_bind_int64(s, 3, j->attempts);
     sqlite3_bind_int(s, 4, j->worker_pid);
     sqlite3_bind_int64(s, 5, (sqlite3_int64)j->started_us);
+}
+
+static int
+store_do_progress(struct store *st, const struct store_job *j)
+{
+    sqlite3_stmt *s = st->stmt[STORE_SQL_PROGRESS];
+
+    store_bind_progress(s, j);
     return store_step(s);
 }
 
@@ -550,11 +557,7 @@ store_do_finish(struct store *st, const struct store_job *j)
 {
     sqlite3_stmt *s = st->stmt[STORE_SQL_FINISH];
 
-    sqlite3_bind_int64(s, 1, (sqlite3_int64)j->id);
-    sqlite3_bind_int(s, 2, j->state);
-    sqlite3_bind_int64(s, 3, j->attempts);
-    sqlite3_bind_int(s, 4, j->worker_pid);
-    sqlite3_bind_int64(s, 5, (sqlite3_int64)j->started_us);
+    store_bind_progress(s, j);
     sqlite3_bind_int64(s, 6, (sqlite3_int64)j->finished_us);
     if (j->state == FORQ_STATE_SUCCEEDED)
         store_bind_blob(s, 7, j->result, j->result_len);
@@ -654,11 +657,12 @@ store_do(struct store *st, struct store_rec *rec)
 
 /* ------------------------------------------------------------------ the thread */
 
+/* Delete one chunk of expired rows; *n of them (counted once committed). */
 static int
-store_purge_chunk(struct store *st, uint64_t cutoff, int *more)
+store_purge_chunk(struct store *st, uint64_t cutoff, int *more, uint64_t *n)
 {
     sqlite3_stmt *s = st->stmt[STORE_SQL_PURGE];
-    int rc, n;
+    int rc;
 
     if ((rc = store_step(st->stmt[STORE_SQL_NEXT_ID])) != SQLITE_OK)
         return rc;
@@ -666,9 +670,8 @@ store_purge_chunk(struct store *st, uint64_t cutoff, int *more)
     sqlite3_bind_int(s, 2, STORE_PURGE_CHUNK);
     if ((rc = store_step(s)) != SQLITE_OK)
         return rc;
-    n = sqlite3_changes(st->db);
-    atomic_fetch_add_explicit(&st->purged, (uint64_t)n, memory_order_relaxed);
-    *more = n == STORE_PURGE_CHUNK;
+    *n = (uint64_t)sqlite3_changes(st->db);
+    *more = *n == STORE_PURGE_CHUNK;
     return SQLITE_OK;
 }
 
@@ -700,21 +703,25 @@ store_txn(struct store *st, struct store_rec *first, struct store_rec *stop, uin
           int *purge_more)
 {
     struct store_rec *rec;
+    uint64_t purged = 0;
     int rc;
 
     if ((rc = store_step(st->stmt[STORE_SQL_BEGIN])) != SQLITE_OK)
         return rc;
     /* First, so a lookup queued after store_purge sees the rows gone. */
-    if (purge > 0 && (rc = store_purge_chunk(st, purge, purge_more)) != SQLITE_OK)
+    if (purge > 0 && (rc = store_purge_chunk(st, purge, purge_more, &purged)) != SQLITE_OK)
         goto fail;
     for (rec = first; rec != stop; rec = STAILQ_NEXT(rec, link))
         if ((rc = store_do(st, rec)) != SQLITE_OK)
             goto fail;
     if ((rc = store_commit(st)) != SQLITE_OK)
         goto fail;
+    atomic_fetch_add_explicit(&st->purged, purged, memory_order_relaxed);
     return SQLITE_OK;
 fail:
     store_rollback(st);
+    if (purge > 0)
+        *purge_more = 0; /* no busy loop on a failing purge: the next tick tries again */
     return rc;
 }
 
@@ -753,7 +760,7 @@ store_run_batch(struct store *st, struct store_list *batch, uint64_t purge, int 
     int rc = SQLITE_OK;
 
     STAILQ_FOREACH(rec, batch, link)
-        n++;
+        n += rec->op != STORE_LOOKUP; /* reads are not records written */
     max = atomic_load_explicit(&st->max_batch, memory_order_relaxed);
     if (n > max)
         atomic_store_explicit(&st->max_batch, n, memory_order_relaxed);

@@ -405,6 +405,67 @@ test_full_database(void **state)
     assert_int_equal(harness_stop(&h), 0);
 }
 
+/*
+ * The database fills up while jobs finish, and each outcome (a failure whose
+ * message is longer than the job's payload) needs more room than the job
+ * did: an outcome whose FINISH could not be written is not given out (WAIT
+ * answers `storage`), and every outcome that was given out is on disk: after
+ * kill -9 it reads back the same, from the first attempt.
+ */
+static void
+test_full_database_never_gives_out_unstored_outcomes(void **state)
+{
+    static const char *const args[] = {"--workers=1", "--max-db-size=40K", "--result-cache=0",
+                                       NULL};
+    static const char *const roomy[] = {"--workers=1", "--result-cache=0", NULL};
+    static uint64_t seen[600];
+    struct forq_job_info ji;
+    struct harness h;
+    forq_client *c;
+    forq_future *f;
+    const void *data;
+    size_t len;
+    int nseen = 0, unstored = 0, refused = 0, e;
+
+    (void)state;
+    assert_int_equal(harness_start(&h, args), 0);
+    c = test_connect(&h);
+    for (int i = 0; i < 600 && refused < 50; i++) {
+        /* "x" is not a number of milliseconds: the job fails with a message. */
+        if ((e = forq_submit(c, "sleep", "x", 1, NULL, &f)) != 0) {
+            assert_int_equal(e, FORQ_ERR_STORAGE);
+            refused++;
+            continue;
+        }
+        e = forq_future_result(f, HARNESS_GUARD_MS, &data, &len);
+        if (e == FORQ_ERR_TASK_FAILED) {
+            seen[nseen++] = forq_future_id(f);
+        } else {
+            assert_int_equal(e, FORQ_ERR_STORAGE); /* never an outcome that is not on disk */
+            assert_non_null(strstr(forq_errmsg(), "could not be stored"));
+            unstored++;
+        }
+        forq_future_free(f);
+    }
+    print_message("full database: %d outcomes given out, %d held back, %d submits refused\n",
+                  nseen, unstored, refused);
+    assert_true(nseen > 0);
+    assert_true(unstored + refused > 0); /* it did fill up */
+    forq_client_free(c);
+    assert_true(WIFSIGNALED(harness_kill(&h, SIGKILL)));
+
+    assert_int_equal(harness_restart(&h, roomy), 0);
+    c = test_connect(&h);
+    for (int i = 0; i < nseen; i++) {
+        assert_int_equal(forq_status(c, seen[i], &ji), 0);
+        assert_int_equal(ji.state, FORQ_STATE_FAILED);
+        assert_int_equal(ji.attempts, 1); /* given out once, never run again */
+        forq_job_info_clear(&ji);
+    }
+    forq_client_free(c);
+    assert_int_equal(harness_stop(&h), 0);
+}
+
 /* ------------------------------------------------------------------ start-up refusals */
 
 static void
@@ -495,6 +556,7 @@ main(void)
         cmocka_unit_test(test_results_read_back_from_the_store),
         cmocka_unit_test(test_purged_results_are_not_found),
         cmocka_unit_test(test_full_database),
+        cmocka_unit_test(test_full_database_never_gives_out_unstored_outcomes),
         cmocka_unit_test(test_second_instance_is_refused),
         cmocka_unit_test(test_unusable_database_is_refused),
         cmocka_unit_test(test_durability_off_writes_nothing),
