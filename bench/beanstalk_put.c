@@ -25,6 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lat.h"
+
 #define BPUT_DEFAULT_ADDR "127.0.0.1:11300"
 #define BPUT_PRI          1024 /* beanstalkd's usual default priority */
 #define BPUT_TTR          60
@@ -228,24 +230,7 @@ bput_thread_main(void *arg)
     return NULL;
 }
 
-static int
-bput_cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 
-    return x < y ? -1 : x > y;
-}
-
-static double
-bput_pct_ms(const uint64_t *v, uint64_t n, double p)
-{
-    uint64_t i;
-
-    if (n == 0)
-        return 0;
-    i = (uint64_t)(p / 100.0 * (double)n);
-    return (double)v[i >= n ? n - 1 : i] / 1e6;
-}
 
 /* Merge latencies, print the report. Returns the number of errors. */
 static uint64_t
@@ -268,15 +253,13 @@ bput_report(const struct bput *b, struct bput_conn *cs, double secs)
             fprintf(stderr, "beanstalk-put: connection %u: %" PRIu64 " errors, first: %s\n", i,
                     cs[i].errors, cs[i].first_error);
     }
-    qsort(all, n, sizeof(*all), bput_cmp_u64);
     printf("server    %s\n", b->addr);
     printf("command   put, %zu-byte bodies, one at a time per connection\n", b->size);
     printf("jobs      %" PRIu64 "\n", b->jobs);
     printf("conns     %u\n", b->conns);
     printf("elapsed   %.3f s\n", secs);
     printf("rate      %.0f puts/s\n", secs > 0 ? (double)n / secs : 0.0);
-    printf("latency   p50 %.3f ms  p99 %.3f ms  p99.9 %.3f ms\n", bput_pct_ms(all, n, 50),
-           bput_pct_ms(all, n, 99), bput_pct_ms(all, n, 99.9));
+    lat_print(all, n);
     printf("errors    %" PRIu64 "\n", errors);
     free(all);
     return errors;

@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "forq.h"
+#include "lat.h"
 
 #define BENCH_BATCH 256
 
@@ -217,24 +218,7 @@ bench_thread_main(void *arg)
     return NULL;
 }
 
-static int
-bench_cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 
-    return x < y ? -1 : x > y;
-}
-
-static double
-bench_pct_ms(const uint64_t *v, uint64_t n, double p)
-{
-    uint64_t i;
-
-    if (n == 0)
-        return 0;
-    i = (uint64_t)(p / 100.0 * (double)n);
-    return (double)v[i >= n ? n - 1 : i] / 1e6;
-}
 
 /* Merge latencies, print the report. Returns the number of errors. */
 static uint64_t
@@ -257,7 +241,6 @@ bench_report(const struct bench *b, struct bench_thread *ts, double secs)
             fprintf(stderr, "forq-bench: thread %u: %" PRIu64 " errors, first: %s\n", i,
                     ts[i].errors, ts[i].first_error);
     }
-    qsort(all, n, sizeof(*all), bench_cmp_u64);
     printf("server    %s\n", b->addr);
     printf("task      %s, %zu-byte payloads, mode %s\n", b->task, b->size,
            bench_mode_names[b->mode]);
@@ -266,8 +249,7 @@ bench_report(const struct bench *b, struct bench_thread *ts, double secs)
     printf("elapsed   %.3f s\n", secs);
     printf("rate      %.0f %s/s\n", secs > 0 ? (double)n / secs : 0.0,
            b->mode == BENCH_SUBMIT ? "submits" : "jobs");
-    printf("latency   p50 %.3f ms  p99 %.3f ms  p99.9 %.3f ms\n", bench_pct_ms(all, n, 50),
-           bench_pct_ms(all, n, 99), bench_pct_ms(all, n, 99.9));
+    lat_print(all, n);
     printf("errors    %" PRIu64 "\n", errors);
     free(all);
     return errors;

@@ -31,6 +31,7 @@
 #include "addr.h"
 #include "forq.h"
 #include "frame.h"
+#include "lat.h"
 #include "msg.h"
 
 #define PIPE_MAX_INFLIGHT 4096
@@ -197,21 +198,7 @@ out:
     return rc;
 }
 
-static int
-pipe_cmp(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 
-    return x < y ? -1 : x > y;
-}
-
-static double
-pipe_pct_ms(const uint64_t *v, uint64_t n, double pct)
-{
-    uint64_t i = (uint64_t)(pct / 100.0 * (double)n);
-
-    return n == 0 ? 0 : (double)v[i >= n ? n - 1 : i] / 1e6;
-}
 
 static void
 pipe_usage(FILE *fp)
@@ -268,15 +255,13 @@ main(int argc, char **argv)
         return 1;
     t1 = pipe_now_ns();
     secs = (double)(t1 - t0) / 1e9;
-    qsort(p.lat, p.acked, sizeof(*p.lat), pipe_cmp);
     printf("server    %s\n", p.addr);
     printf("task      %s, payload '%s', %u in flight on one connection\n", p.task, p.payload,
            p.inflight);
     printf("jobs      %" PRIu64 "\n", p.jobs);
     printf("elapsed   %.3f s\n", secs);
     printf("rate      %.0f submits/s\n", secs > 0 ? (double)p.acked / secs : 0.0);
-    printf("latency   p50 %.3f ms  p99 %.3f ms  p99.9 %.3f ms\n", pipe_pct_ms(p.lat, p.acked, 50),
-           pipe_pct_ms(p.lat, p.acked, 99), pipe_pct_ms(p.lat, p.acked, 99.9));
+    lat_print(p.lat, p.acked);
     printf("errors    %" PRIu64 "\n", p.errors);
     if (p.errors)
         fprintf(stderr, "forq-pipe: first error: %s\n", p.first_error);
