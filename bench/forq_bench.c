@@ -130,8 +130,13 @@ bench_collect(struct bench_thread *t, forq_future *f, const char *payload, uint6
         t->lat[t->nlat++] = bench_now_ns() - t0;
 }
 
+/*
+ * One job at a time. seq: submit, then wait for the result. submit: submit
+ * and let go, so the latency is the submit's round trip (forqd accepted the
+ * job) and the number of threads is the number of submits in flight.
+ */
 static void
-bench_run_seq(struct bench_thread *t, char *payload)
+bench_run_one_by_one(struct bench_thread *t, char *payload, int collect)
 {
     forq_future *f;
 
@@ -143,7 +148,10 @@ bench_run_seq(struct bench_thread *t, char *payload)
             bench_error(t, "submit", forq_errmsg());
             continue;
         }
-        bench_collect(t, f, payload, t0);
+        if (collect)
+            bench_collect(t, f, payload, t0);
+        else
+            t->lat[t->nlat++] = bench_now_ns() - t0;
         forq_future_free(f);
     }
 }
@@ -175,28 +183,6 @@ bench_run_batch(struct bench_thread *t, char *payloads)
     }
 }
 
-/*
- * Submit and let go: the latency is the submit's round trip (forqd accepted
- * the job), and the number of threads is the number of submits in flight.
- */
-static void
-bench_run_submit(struct bench_thread *t, char *payload)
-{
-    forq_future *f;
-
-    for (uint64_t i = 0; i < t->jobs; i++) {
-        uint64_t t0 = bench_now_ns();
-
-        bench_payload(t->b, payload, t->index, i);
-        if (forq_submit(t->b->client, t->b->task, payload, t->b->size, NULL, &f) != 0) {
-            bench_error(t, "submit", forq_errmsg());
-            continue;
-        }
-        t->lat[t->nlat++] = bench_now_ns() - t0;
-        forq_future_free(f);
-    }
-}
-
 static void *
 bench_thread_main(void *arg)
 {
@@ -209,9 +195,9 @@ bench_thread_main(void *arg)
         return NULL;
     }
     if (t->b->mode == BENCH_SEQ)
-        bench_run_seq(t, payloads);
+        bench_run_one_by_one(t, payloads, 1);
     else if (t->b->mode == BENCH_SUBMIT)
-        bench_run_submit(t, payloads);
+        bench_run_one_by_one(t, payloads, 0);
     else
         bench_run_batch(t, payloads);
     free(payloads);
