@@ -137,6 +137,13 @@ ops_found(void *arg, const struct jobs_origin *o, uint64_t id, const struct msg_
         ops_not_found(c, o->rid, id);
         return;
     }
+    if (!forq_state_is_final(job->state)) {
+        /* Every unfinished job is in memory; a stored row that says otherwise is stale. */
+        snprintf(why, sizeof(why), "job %llu is recorded as %s but is not known to this server",
+                 (unsigned long long)job->id, forq_state_name(job->state));
+        conn_reply_err(c, o->rid, FORQ_ERR_STORAGE, why);
+        return;
+    }
     if (o->op == MSG_OP_CANCEL && job->state != FORQ_STATE_CANCELLED) {
         snprintf(why, sizeof(why),
                  "job %llu is %s; only a job that has not started can be cancelled",
