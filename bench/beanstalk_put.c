@@ -55,15 +55,6 @@ struct bput_conn {
     size_t nin;
 };
 
-static uint64_t
-bput_now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Count an error; keep the first one's text. */
 static void
 bput_error(struct bput_conn *c, const char *what, const char *detail)
@@ -209,7 +200,7 @@ bput_thread_main(void *arg)
     bput_body(req + hlen, size, c->index);
     memcpy(req + hlen + size, "\r\n", 2);
     for (uint64_t i = 0; i < c->jobs; i++) {
-        uint64_t t0 = bput_now_ns();
+        uint64_t t0 = lat_now_ns();
 
         if (bput_send_all(c->fd, req, hlen + size + 2) != 0) {
             bput_error(c, "send", strerror(errno));
@@ -223,7 +214,7 @@ bput_thread_main(void *arg)
             bput_error(c, "put", line); /* BURIED, JOB_TOO_BIG, DRAINING, ... */
             continue;
         }
-        c->lat[c->nlat++] = bput_now_ns() - t0;
+        c->lat[c->nlat++] = lat_now_ns() - t0;
     }
     c->errors = c->jobs - c->nlat; /* puts never made after a break count too */
     free(req);
@@ -368,7 +359,7 @@ main(int argc, char **argv)
             return 3;
         }
     }
-    t0 = bput_now_ns();
+    t0 = lat_now_ns();
     for (unsigned i = 0; i < b.conns; i++)
         if (pthread_create(&cs[i].tid, NULL, bput_thread_main, &cs[i]) != 0) {
             fprintf(stderr, "beanstalk-put: cannot start thread %u\n", i);
@@ -376,7 +367,7 @@ main(int argc, char **argv)
         }
     for (unsigned i = 0; i < b.conns; i++)
         pthread_join(cs[i].tid, NULL);
-    errors = bput_report(&b, cs, (double)(bput_now_ns() - t0) / 1e9);
+    errors = bput_report(&b, cs, (double)(lat_now_ns() - t0) / 1e9);
     for (unsigned i = 0; i < b.conns; i++) {
         close(cs[i].fd);
         free(cs[i].lat);

@@ -58,15 +58,6 @@ struct bench_thread {
     char first_error[256];
 };
 
-static uint64_t
-bench_now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Count an error; keep the first one's text. */
 static void
 bench_error(struct bench_thread *t, const char *what, const char *detail)
@@ -127,7 +118,7 @@ bench_collect(struct bench_thread *t, forq_future *f, const char *payload, uint6
     else if (!bench_check(t->b, payload, data, len))
         bench_error(t, "result", "wrong bytes");
     else
-        t->lat[t->nlat++] = bench_now_ns() - t0;
+        t->lat[t->nlat++] = lat_now_ns() - t0;
 }
 
 /*
@@ -141,7 +132,7 @@ bench_run_one_by_one(struct bench_thread *t, char *payload, int collect)
     forq_future *f;
 
     for (uint64_t i = 0; i < t->jobs; i++) {
-        uint64_t t0 = bench_now_ns();
+        uint64_t t0 = lat_now_ns();
 
         bench_payload(t->b, payload, t->index, i);
         if (forq_submit(t->b->client, t->b->task, payload, t->b->size, NULL, &f) != 0) {
@@ -151,7 +142,7 @@ bench_run_one_by_one(struct bench_thread *t, char *payload, int collect)
         if (collect)
             bench_collect(t, f, payload, t0);
         else
-            t->lat[t->nlat++] = bench_now_ns() - t0;
+            t->lat[t->nlat++] = lat_now_ns() - t0;
         forq_future_free(f);
     }
 }
@@ -169,7 +160,7 @@ bench_run_batch(struct bench_thread *t, char *payloads)
         for (unsigned k = 0; k < n; k++) {
             char *p = payloads + (size_t)k * size;
 
-            t0s[k] = bench_now_ns();
+            t0s[k] = lat_now_ns();
             bench_payload(t->b, p, t->index, done + k);
             if (forq_submit(t->b->client, t->b->task, p, size, NULL, &fs[k]) != 0)
                 bench_error(t, "submit", forq_errmsg());
@@ -381,7 +372,7 @@ main(int argc, char **argv)
         if ((ts[i].lat = calloc(ts[i].jobs ? ts[i].jobs : 1, sizeof(uint64_t))) == NULL)
             return 1;
     }
-    t0 = bench_now_ns();
+    t0 = lat_now_ns();
     for (unsigned i = 0; i < b.threads; i++)
         if (pthread_create(&ts[i].tid, NULL, bench_thread_main, &ts[i]) != 0) {
             fprintf(stderr, "forq-bench: cannot start thread %u\n", i);
@@ -389,7 +380,7 @@ main(int argc, char **argv)
         }
     for (unsigned i = 0; i < b.threads; i++)
         pthread_join(ts[i].tid, NULL);
-    errors = bench_report(&b, ts, (double)(bench_now_ns() - t0) / 1e9);
+    errors = bench_report(&b, ts, (double)(lat_now_ns() - t0) / 1e9);
     for (unsigned i = 0; i < b.threads; i++)
         free(ts[i].lat);
     free(ts);

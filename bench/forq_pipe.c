@@ -49,15 +49,6 @@ struct pipe_bench {
     char first_error[256];
 };
 
-static uint64_t
-pipe_now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static int
 pipe_connect(const char *s)
 {
@@ -114,7 +105,7 @@ pipe_queue_submit(struct pipe_bench *p)
 static int
 pipe_flush(struct pipe_bench *p, uint64_t first_rid)
 {
-    uint64_t now = pipe_now_ns();
+    uint64_t now = lat_now_ns();
     size_t off = 0;
     ssize_t n;
 
@@ -180,7 +171,7 @@ pipe_run(struct pipe_bench *p)
             goto out;
         }
         frame_reader_commit(&r, (size_t)n);
-        now = pipe_now_ns();
+        now = lat_now_ns();
         first = p->next_rid + 1;
         while (frame_reader_next(&r, &body, &blen) == 0 && body != NULL) {
             pipe_answer(p, &d, body, blen, now);
@@ -250,10 +241,10 @@ main(int argc, char **argv)
     if ((p.lat = calloc(p.jobs, sizeof(*p.lat))) == NULL || (p.fd = pipe_connect(p.addr)) < 0)
         return 3;
     msgpack_sbuffer_init(&p.out);
-    t0 = pipe_now_ns();
+    t0 = lat_now_ns();
     if (pipe_run(&p) != 0)
         return 1;
-    t1 = pipe_now_ns();
+    t1 = lat_now_ns();
     secs = (double)(t1 - t0) / 1e9;
     printf("server    %s\n", p.addr);
     printf("task      %s, payload '%s', %u in flight on one connection\n", p.task, p.payload,

@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "lat.h"
 
@@ -25,6 +26,15 @@ lat_pct_ms(const uint64_t *v, uint64_t n, double p)
         return 0;
     i = (uint64_t)(p / 100.0 * (double)n);
     return (double)v[i >= n ? n - 1 : i] / 1e6;
+}
+
+uint64_t
+lat_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 void

@@ -7,6 +7,9 @@
 
 #include <stdint.h>
 
+/* CLOCK_MONOTONIC in ns: the clock every latency sample is taken with. */
+uint64_t lat_now_ns(void);
+
 /* Sort v (n samples in ns) in place and print its p50, p99 and p99.9 in ms. */
 void lat_print(uint64_t *v, uint64_t n);
 

@@ -87,6 +87,10 @@ test_bad_flags(void **state)
         {{"--no-such-flag"}, "--no-such-flag"},
         {{"stray"}, "stray"},
         {{"--workers"}, "needs a value"},
+        {{"--durability=sometimes"}, "--durability"},
+        {{"--data="}, "--data"},
+        {{"--max-db-size=lots"}, "--max-db-size"},
+        {{"--result-cache=-1"}, "--result-cache"},
     };
 
     (void)state;
