@@ -78,17 +78,20 @@ static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 
-/* Withdraw every parked WAIT: nobody is left to answer. */
+/* Withdraw every parked WAIT and WATCH: nobody is left to answer. */
 static void
 conn_drop_waits(struct conn *c)
 {
     struct jobs_waiter *w;
+    size_t n;
 
     while ((w = LIST_FIRST(&c->waiters)) != NULL) {
         LIST_REMOVE(w, owner_link);
         jobs_wait_cancel(w);
         c->inflight--;
     }
+    n = watch_drop_all(c);
+    c->inflight -= n < c->inflight ? n : c->inflight;
 }
 
 /* Process as many whole frames as the input holds, within the in-flight limit. */
@@ -194,6 +197,7 @@ conn_new(struct server *srv, evutil_socket_t fd, const char *peer, struct conn *
     c->id = ++srv->next_conn_id;
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
     LIST_INIT(&c->waiters);
+    LIST_INIT(&c->watches);
     if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 &&
         (ss.ss_family == AF_INET || ss.ss_family == AF_INET6))
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -279,6 +283,20 @@ conn_reply_err(struct conn *c, uint64_t rid, int code, const char *msg)
     else
         conn_close(c, "cannot encode an error reply");
     conn_answered(c);
+}
+
+int
+conn_event(struct conn *c, int op, const struct msg_response *resp)
+{
+    int e;
+
+    if ((e = msg_encode_response(&c->srv->out, op, resp)) != 0) {
+        log_warn("cannot encode a %s event: %s", msg_op_name(op), forq_strerror(e));
+        conn_close(c, "cannot encode an event");
+        return -1;
+    }
+    conn_flush_scratch(c);
+    return c->closing ? -1 : 0;
 }
 
 void

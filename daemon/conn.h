@@ -18,6 +18,7 @@
 #include <event2/util.h>
 
 #include "jobs.h"
+#include "watch.h"
 
 struct bufferevent;
 struct event;
@@ -35,6 +36,7 @@ struct conn {
     int paused;              /* reads stopped by backpressure */
     int reaped;              /* on the server's reap list */
     LIST_HEAD(, jobs_waiter) waiters; /* WAITs parked for this connection */
+    struct watch_list watches;        /* its WATCHes (watch.c) */
     TAILQ_ENTRY(conn) link;
 };
 
@@ -56,6 +58,14 @@ void conn_close(struct conn *c, const char *why);
  * request as answered.
  */
 void conn_reply(struct conn *c, int op, const struct msg_response *resp);
+
+/*
+ * Send one frame that is not the last answer to its request (a WATCH event):
+ * like conn_reply, but the request stays in flight. Returns 0, or -1 when the
+ * frame could not be queued and the connection is closing (its waits and
+ * watches are withdrawn).
+ */
+int conn_event(struct conn *c, int op, const struct msg_response *resp);
 
 /* Answer one request with {rid, err: {code, msg}} (msg NULL: the code's text). */
 void conn_reply_err(struct conn *c, uint64_t rid, int code, const char *msg);

@@ -15,8 +15,7 @@
 #include "ops.h"
 #include "jobs.h"
 #include "server.h"
-
-#define OPS_WHY_MAX 256
+#include "watch.h"
 
 typedef void (*ops_fn)(struct conn *c, const struct msg_request *req);
 
@@ -100,13 +99,27 @@ ops_submitted(void *arg, const struct jobs_origin *o, int code, uint64_t id, con
     conn_reply(c, MSG_OP_SUBMIT, &resp);
 }
 
+void
+ops_why_not_found(uint64_t id, char *why, size_t len)
+{
+    snprintf(why, len, "no job %llu (never submitted, or its result expired)",
+             (unsigned long long)id);
+}
+
+void
+ops_why_stale(const struct msg_job *job, char *why, size_t len)
+{
+    /* Every unfinished job is in memory; a stored row that says otherwise is stale. */
+    snprintf(why, len, "job %llu is recorded as %s but is not known to this server",
+             (unsigned long long)job->id, forq_state_name(job->state));
+}
+
 static void
 ops_not_found(struct conn *c, uint64_t rid, uint64_t id)
 {
     char why[OPS_WHY_MAX];
 
-    snprintf(why, sizeof(why), "no job %llu (never submitted, or its result expired)",
-             (unsigned long long)id);
+    ops_why_not_found(id, why, sizeof(why));
     conn_reply_err(c, rid, FORQ_ERR_NOT_FOUND, why);
 }
 
@@ -133,14 +146,16 @@ ops_found(void *arg, const struct jobs_origin *o, uint64_t id, const struct msg_
 
     if (c == NULL)
         return;
+    if (o->op == MSG_OP_WATCH) {
+        watch_found(c, o->rid, id, job);
+        return;
+    }
     if (job == NULL) {
         ops_not_found(c, o->rid, id);
         return;
     }
     if (!forq_state_is_final(job->state)) {
-        /* Every unfinished job is in memory; a stored row that says otherwise is stale. */
-        snprintf(why, sizeof(why), "job %llu is recorded as %s but is not known to this server",
-                 (unsigned long long)job->id, forq_state_name(job->state));
+        ops_why_stale(job, why, sizeof(why));
         conn_reply_err(c, o->rid, FORQ_ERR_STORAGE, why);
         return;
     }
@@ -160,9 +175,8 @@ ops_found(void *arg, const struct jobs_origin *o, uint64_t id, const struct msg_
     conn_reply(c, o->op, &resp);
 }
 
-/* Why a wait ended without the outcome (code: timeout or storage). */
-static void
-ops_unsettled_why(const struct job *job, int code, char *why, size_t len)
+void
+ops_why_unsettled(const struct job *job, int code, char *why, size_t len)
 {
     if (code == FORQ_ERR_STORAGE)
         snprintf(why, len,
@@ -183,7 +197,7 @@ ops_wait_done(void *arg, struct jobs_waiter *w, const struct job *job, int code)
 
     conn_untrack_wait(c, w);
     if (code != 0) {
-        ops_unsettled_why(job, code, why, sizeof(why));
+        ops_why_unsettled(job, code, why, sizeof(why));
         conn_reply_err(c, w->rid, code, why);
         return;
     }
@@ -199,7 +213,7 @@ ops_cancel_done(void *arg, struct jobs_waiter *w, const struct job *job, int cod
 
     conn_untrack_wait(c, w);
     if (code != 0) { /* no time limit: the cancellation could not be stored */
-        ops_unsettled_why(job, code, why, sizeof(why));
+        ops_why_unsettled(job, code, why, sizeof(why));
         conn_reply_err(c, w->rid, code, why);
         return;
     }
@@ -238,7 +252,7 @@ ops_wait(struct conn *c, const struct msg_request *req)
     if (jobs_unstored(job) || m->timeout_ms == 0) {
         int code = jobs_unstored(job) ? FORQ_ERR_STORAGE : FORQ_ERR_TIMEOUT;
 
-        ops_unsettled_why(job, code, why, sizeof(why));
+        ops_why_unsettled(job, code, why, sizeof(why));
         conn_reply_err(c, req->rid, code, why);
         return;
     }
@@ -274,7 +288,7 @@ ops_cancel(struct conn *c, const struct msg_request *req)
         return;
     }
     if (jobs_unstored(job)) {
-        ops_unsettled_why(job, FORQ_ERR_STORAGE, why, sizeof(why));
+        ops_why_unsettled(job, FORQ_ERR_STORAGE, why, sizeof(why));
         conn_reply_err(c, req->rid, FORQ_ERR_STORAGE, why);
         return;
     }
@@ -311,6 +325,8 @@ static const struct ops_entry ops_table[MSG_OP__COUNT] = {
     [MSG_OP_STATUS] = {ops_status},
     [MSG_OP_CANCEL] = {ops_cancel},
     [MSG_OP_STATS] = {ops_stats},
+    [MSG_OP_WATCH] = {watch_start},
+    [MSG_OP_UNWATCH] = {watch_unwatch},
 };
 
 void

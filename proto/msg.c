@@ -31,6 +31,8 @@ enum msg_ftype {
     MSG_F_STATE,   /* str naming a job state, into int32 */
     MSG_F_MAP,     /* a nested map described by sub */
     MSG_F_LIST,    /* an array of maps described by sub: pointer at off, count at count_off */
+    MSG_F_IDS,     /* an array of 1..max integers: uint64_t pointer at off, count at count_off */
+    MSG_F_BOOL,    /* true or false, into int; false is the default */
 };
 
 #define MSG_REQUIRED 0x1
@@ -57,6 +59,8 @@ struct msg_spec {
 #define FMAP(st, k, fl, member, spec) {k, MSG_F_MAP, fl, offsetof(st, member), 0, &spec, 0}
 #define FLIST(st, k, member, cnt, spec)                                                        \
     {k, MSG_F_LIST, 0, offsetof(st, member), 0, &spec, offsetof(st, cnt)}
+#define FIDS(st, k, fl, member, cnt, mx)                                                        \
+    {k, MSG_F_IDS, fl, offsetof(st, member), mx, NULL, offsetof(st, cnt)}
 #define SPEC(st, arr) {arr, sizeof(arr) / sizeof(arr[0]), sizeof(st)}
 #define SPEC_EMPTY(st) {NULL, 0, sizeof(st)}
 
@@ -84,6 +88,13 @@ static const struct msg_field msg_wait_fields[] = {
 static const struct msg_field msg_jobref_fields[] = {
     F(struct msg_jobref, "id", MSG_F_U64, MSG_REQUIRED, id, 0),
 };
+static const struct msg_field msg_watch_fields[] = {
+    FIDS(struct msg_watch, "ids", MSG_REQUIRED, ids, nids, MSG_WATCH_MAX),
+    F(struct msg_watch, "timeout_ms", MSG_F_TIMEOUT, 0, timeout_ms, MSG_MS_MAX),
+};
+static const struct msg_field msg_unwatch_fields[] = {
+    F(struct msg_unwatch, "watch", MSG_F_U64, MSG_REQUIRED, watch, 0),
+};
 
 static const struct msg_spec msg_request_specs[MSG_OP__COUNT] = {
     [MSG_OP_HELLO] = SPEC(struct msg_hello, msg_hello_fields),
@@ -93,12 +104,14 @@ static const struct msg_spec msg_request_specs[MSG_OP__COUNT] = {
     [MSG_OP_STATUS] = SPEC(struct msg_jobref, msg_jobref_fields),
     [MSG_OP_CANCEL] = SPEC(struct msg_jobref, msg_jobref_fields),
     [MSG_OP_STATS] = SPEC_EMPTY(struct msg_jobref),
+    [MSG_OP_WATCH] = SPEC(struct msg_watch, msg_watch_fields),
+    [MSG_OP_UNWATCH] = SPEC(struct msg_unwatch, msg_unwatch_fields),
 };
 
 static const char *const msg_op_names[MSG_OP__COUNT] = {
     [MSG_OP_HELLO] = "hello",   [MSG_OP_PING] = "ping",     [MSG_OP_SUBMIT] = "submit",
     [MSG_OP_WAIT] = "wait",     [MSG_OP_STATUS] = "status", [MSG_OP_CANCEL] = "cancel",
-    [MSG_OP_STATS] = "stats",
+    [MSG_OP_STATS] = "stats",   [MSG_OP_WATCH] = "watch",   [MSG_OP_UNWATCH] = "unwatch",
 };
 
 static const struct msg_field msg_error_fields[] = {
@@ -184,6 +197,17 @@ static const struct msg_field msg_job_ok_fields[] = {
 static const struct msg_field msg_stats_ok_fields[] = {
     FMAP(struct msg_response, "stats", MSG_REQUIRED, stats, msg_stats_spec),
 };
+/* A WATCH event carries more and job; the last frame carries neither. */
+static const struct msg_field msg_watch_ok_fields[] = {
+    F(struct msg_response, "more", MSG_F_BOOL, 0, more, 0),
+    FMAP(struct msg_response, "job", 0, job, msg_job_spec),
+};
+/* Beside err: a WATCH event names its job and says more follow. */
+static const struct msg_field msg_err_extra_fields[] = {
+    F(struct msg_response, "more", MSG_F_BOOL, 0, more, 0),
+    F(struct msg_response, "id", MSG_F_U64, 0, id, 0),
+};
+static const struct msg_spec msg_err_extra_spec = SPEC(struct msg_response, msg_err_extra_fields);
 
 /* What a successful response carries besides rid, per op of the request. */
 static const struct msg_spec msg_response_specs[MSG_OP__COUNT] = {
@@ -194,6 +218,8 @@ static const struct msg_spec msg_response_specs[MSG_OP__COUNT] = {
     [MSG_OP_STATUS] = SPEC(struct msg_response, msg_job_ok_fields),
     [MSG_OP_CANCEL] = SPEC(struct msg_response, msg_job_ok_fields),
     [MSG_OP_STATS] = SPEC(struct msg_response, msg_stats_ok_fields),
+    [MSG_OP_WATCH] = SPEC(struct msg_response, msg_watch_ok_fields),
+    [MSG_OP_UNWATCH] = SPEC_EMPTY(struct msg_response),
 };
 
 /* ------------------------------------------------------------------ small helpers */
@@ -330,7 +356,10 @@ msg_field_is_default(const struct msg_field *f, const void *p)
                 return 0;
         return 1;
     case MSG_F_LIST:
+    case MSG_F_IDS:
         return *CAT(p, f->count_off, size_t) == 0;
+    case MSG_F_BOOL:
+        return *CAT(p, f->off, int) == 0;
     }
     return 1;
 }
@@ -397,6 +426,22 @@ msg_pack_value(msgpack_packer *pk, const struct msg_field *f, const void *p)
                 return e;
         return 0;
     }
+    case MSG_F_IDS: {
+        size_t n = *CAT(p, f->count_off, size_t);
+        const uint64_t *ids = *CAT(p, f->off, const uint64_t *);
+
+        if (n > UINT32_MAX)
+            return FORQ_ERR_INVALID;
+        if (msgpack_pack_array(pk, n))
+            return FORQ_ERR_NOMEM;
+        for (size_t i = 0; i < n; i++)
+            if (msgpack_pack_uint64(pk, ids[i]))
+                return FORQ_ERR_NOMEM;
+        return 0;
+    }
+    case MSG_F_BOOL:
+        r = *CAT(p, f->off, int) ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+        break;
     }
     return r ? FORQ_ERR_NOMEM : 0;
 }
@@ -497,27 +542,30 @@ out:
 }
 
 /*
- * {rid, err: {code, msg}}. text is counted, so it may point into a frame; an
- * empty text is sent as the code's description, so that an error always
- * carries a message and encoding what was decoded gives the same bytes.
+ * {rid, err: {code, msg}}, with more and id first when resp sets them (a
+ * WATCH event about one job). The text is counted, so it may point into a
+ * frame; an empty text is sent as the code's description, so that an error
+ * always carries a message and encoding what was decoded gives the same bytes.
  */
 static int
-msg_encode_err(msgpack_sbuffer *sb, uint64_t rid, int code, struct msg_str text)
+msg_encode_err(msgpack_sbuffer *sb, const struct msg_response *resp)
 {
-    struct msg_error err = {code, text};
+    struct msg_error err = resp->err;
     msgpack_packer pk;
     size_t start;
     int e;
 
-    if (code >= 0)
+    if (err.code >= 0)
         return FORQ_ERR_INVALID;
     if (err.msg.len == 0)
-        err.msg = msg_str_c(forq_strerror(code));
+        err.msg = msg_str_c(forq_strerror(err.code));
     if ((e = msg_frame_begin(sb, &start)) != 0)
         return e;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    if (msgpack_pack_map(&pk, 2) || (e = msg_pack_key(&pk, "rid")) != 0 ||
-        msgpack_pack_uint64(&pk, rid) || (e = msg_pack_key(&pk, "err")) != 0) {
+    if (msgpack_pack_map(&pk, 2 + msg_map_count(&msg_err_extra_spec, resp)) ||
+        (e = msg_pack_key(&pk, "rid")) != 0 || msgpack_pack_uint64(&pk, resp->rid) ||
+        (e = msg_pack_fields(&pk, &msg_err_extra_spec, resp)) != 0 ||
+        (e = msg_pack_key(&pk, "err")) != 0) {
         e = e ? e : FORQ_ERR_NOMEM;
         goto out;
     }
@@ -536,7 +584,7 @@ msg_encode_response(msgpack_sbuffer *sb, int op, const struct msg_response *resp
     if (op < 0 || op >= MSG_OP__COUNT)
         return FORQ_ERR_INVALID;
     if (resp->err.code != 0)
-        return msg_encode_err(sb, resp->rid, resp->err.code, resp->err.msg);
+        return msg_encode_err(sb, resp);
     if ((e = msg_frame_begin(sb, &start)) != 0)
         return e;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
@@ -553,7 +601,13 @@ out:
 int
 msg_encode_error(msgpack_sbuffer *sb, uint64_t rid, int code, const char *text)
 {
-    return msg_encode_err(sb, rid, code, msg_str_c(text));
+    struct msg_response resp;
+
+    memset(&resp, 0, sizeof(resp));
+    resp.rid = rid;
+    resp.err.code = code;
+    resp.err.msg = msg_str_c(text);
+    return msg_encode_err(sb, &resp);
 }
 
 /* ------------------------------------------------------------------ decoding */
@@ -670,6 +724,30 @@ msg_unpack_list(struct msg_decoder *d, const struct msg_field *f, const msgpack_
 }
 
 static int
+msg_unpack_ids(struct msg_decoder *d, const struct msg_field *f, const msgpack_object *o,
+               void *p, const char *where)
+{
+    uint64_t *ids;
+    size_t n, i;
+
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size == 0 || o->via.array.size > f->max)
+        return msg_why(d, FORQ_ERR_BAD_REQUEST, "%s%s: expected an array of 1..%llu ids", where,
+                       f->key, (unsigned long long)f->max);
+    n = o->via.array.size;
+    if ((ids = msgpack_zone_malloc(&d->zone, n * sizeof(*ids))) == NULL)
+        return FORQ_ERR_NOMEM;
+    for (i = 0; i < n; i++) {
+        if (o->via.array.ptr[i].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+            return msg_why(d, FORQ_ERR_BAD_REQUEST, "%s%s[%zu]: expected an unsigned integer",
+                           where, f->key, i);
+        ids[i] = o->via.array.ptr[i].via.u64;
+    }
+    *AT(p, f->off, const uint64_t *) = ids;
+    *AT(p, f->count_off, size_t) = n;
+    return 0;
+}
+
+static int
 msg_unpack_value(struct msg_decoder *d, const struct msg_field *f, const msgpack_object *o,
                  void *p, const char *where)
 {
@@ -718,6 +796,14 @@ msg_unpack_value(struct msg_decoder *d, const struct msg_field *f, const msgpack
         return msg_unpack_map(d, o, f->sub, AT(p, f->off, char), sub);
     case MSG_F_LIST:
         return msg_unpack_list(d, f, o, p, where);
+    case MSG_F_IDS:
+        return msg_unpack_ids(d, f, o, p, where);
+    case MSG_F_BOOL:
+        if (o->type != MSGPACK_OBJECT_BOOLEAN)
+            return msg_why(d, FORQ_ERR_BAD_REQUEST, "%s%s: expected true or false", where,
+                           f->key);
+        *AT(p, f->off, int) = o->via.boolean ? 1 : 0;
+        return 0;
     }
     return msg_why(d, FORQ_ERR_BAD_REQUEST, "%s%s: unsupported field type", where, f->key);
 }
@@ -895,7 +981,7 @@ msg_decode_response(struct msg_decoder *d, int op, const uint8_t *body, size_t l
             return e;
         if (resp->err.code >= 0)
             return msg_why(d, FORQ_ERR_BAD_REQUEST, "err.code: expected a negative code");
-        return 0;
+        return msg_unpack_map(d, &top, &msg_err_extra_spec, resp, "");
     }
     return msg_unpack_map(d, &top, &msg_response_specs[op], resp, "");
 }

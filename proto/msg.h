@@ -31,6 +31,7 @@
 #define MSG_MAX_ITEMS      65536 /* elements per message, all containers together */
 #define MSG_KEY_MAX        256   /* unique_key, token, client name: bytes */
 #define MSG_MS_MAX         ((uint64_t)1 << 40) /* ~35 years: delays and timeouts */
+#define MSG_WATCH_MAX      10000 /* ids in one WATCH */
 
 enum msg_op {
     MSG_OP_HELLO = 0,
@@ -40,6 +41,8 @@ enum msg_op {
     MSG_OP_STATUS,
     MSG_OP_CANCEL,
     MSG_OP_STATS,
+    MSG_OP_WATCH,
+    MSG_OP_UNWATCH,
     MSG_OP__COUNT
 };
 
@@ -80,6 +83,18 @@ struct msg_jobref {
     uint64_t id;
 };
 
+/* Report each of these jobs as it finishes (PROTOCOL.md, "watch"). */
+struct msg_watch {
+    const uint64_t *ids; /* required: 1..MSG_WATCH_MAX ids, in the decoder's zone */
+    size_t nids;
+    int64_t timeout_ms; /* -1 (absent on the wire) = no limit */
+};
+
+/* End a watch early: the rid of the WATCH request. */
+struct msg_unwatch {
+    uint64_t watch;
+};
+
 struct msg_request {
     int op; /* enum msg_op */
     uint64_t rid;
@@ -89,6 +104,8 @@ struct msg_request {
         struct msg_wait wait;
         struct msg_jobref status;
         struct msg_jobref cancel;
+        struct msg_watch watch;
+        struct msg_unwatch unwatch;
     } u;
 };
 
@@ -147,13 +164,18 @@ struct msg_stats {
 /*
  * A response. Exactly one of the parts is meaningful: err when err.code != 0,
  * otherwise the part that belongs to the request's op (none for PING).
+ *
+ * WATCH is answered by several frames: one event per id, each with more = 1
+ * and either job (the finished job, with its result) or id + err (that job
+ * cannot be watched), then one last frame without more (ok, or err).
  */
 struct msg_response {
     uint64_t rid;
+    int more;                  /* 1: another frame for this rid follows (WATCH events) */
     struct msg_error err;
     struct msg_hello_ok hello; /* HELLO */
-    uint64_t id;               /* SUBMIT */
-    struct msg_job job;        /* WAIT, STATUS, CANCEL */
+    uint64_t id;               /* SUBMIT; the job of a WATCH event with err */
+    struct msg_job job;        /* WAIT, STATUS, CANCEL; a WATCH event */
     struct msg_stats stats;    /* STATS */
 };
 
@@ -208,8 +230,8 @@ int msg_encode_request(msgpack_sbuffer *sb, const struct msg_request *req);
 int msg_encode_response(msgpack_sbuffer *sb, int op, const struct msg_response *resp);
 /*
  * Shorthand for an error response: {rid, err: {code, msg}}. msg_encode_response
- * writes the same when resp->err.code != 0. A NULL or empty text is sent as
- * forq_strerror(code).
+ * writes the same (plus more and id when set) when resp->err.code != 0. A NULL
+ * or empty text is sent as forq_strerror(code).
  */
 int msg_encode_error(msgpack_sbuffer *sb, uint64_t rid, int code, const char *msg);
 

@@ -352,6 +352,73 @@ test_rt_status_cancel(void **state)
     assert_true(out.u.cancel.id == UINT64_MAX);
 }
 
+static void
+test_rt_watch_unwatch(void **state)
+{
+    static uint64_t ids[MSG_WATCH_MAX];
+    struct test_ctx *t = *state;
+    struct msg_request in, out;
+
+    for (size_t i = 0; i < MSG_WATCH_MAX; i++)
+        ids[i] = i * 7919 + (i == 3 ? UINT64_MAX - 30000 : 1);
+    memset(&in, 0, sizeof(in));
+    in.op = MSG_OP_WATCH;
+    in.rid = 77;
+    in.u.watch.ids = ids;
+    for (size_t n = 1; n <= MSG_WATCH_MAX; n = n < 10 ? n + 3 : MSG_WATCH_MAX + (n == MSG_WATCH_MAX)) {
+        in.u.watch.nids = n;
+        in.u.watch.timeout_ms = n == 1 ? -1 : 2500;
+        test_rt_request(t, &in, &out);
+        assert_int_equal(out.u.watch.nids, n);
+        assert_memory_equal(out.u.watch.ids, ids, n * sizeof(ids[0]));
+        assert_true(out.u.watch.timeout_ms == in.u.watch.timeout_ms);
+    }
+
+    memset(&in, 0, sizeof(in));
+    in.op = MSG_OP_UNWATCH;
+    in.rid = 78;
+    in.u.unwatch.watch = 77;
+    test_rt_request(t, &in, &out);
+    assert_true(out.u.unwatch.watch == 77);
+}
+
+static void
+test_bad_watch(void **state)
+{
+    struct test_ctx *t = *state;
+
+    test_req(t, "watch", 9, 0); /* no ids */
+    EXPECT_RAW(t, FORQ_ERR_BAD_REQUEST, 9);
+    test_req(t, "watch", 9, 1); /* empty array */
+    test_key(t, "ids");
+    msgpack_pack_array(&t->pk, 0);
+    EXPECT_RAW(t, FORQ_ERR_BAD_REQUEST, 9);
+    test_req(t, "watch", 9, 1); /* not an array */
+    test_kv_uint(t, "ids", 5);
+    EXPECT_RAW(t, FORQ_ERR_BAD_REQUEST, 9);
+    test_req(t, "watch", 9, 1); /* a negative id */
+    test_key(t, "ids");
+    msgpack_pack_array(&t->pk, 2);
+    msgpack_pack_uint64(&t->pk, 1);
+    msgpack_pack_int64(&t->pk, -2);
+    EXPECT_RAW(t, FORQ_ERR_BAD_REQUEST, 9);
+    assert_non_null(strstr(t->d.why, "ids[1]"));
+    test_req(t, "watch", 9, 1); /* a string id */
+    test_key(t, "ids");
+    msgpack_pack_array(&t->pk, 1);
+    msgpack_pack_str_with_body(&t->pk, "1", 1);
+    EXPECT_RAW(t, FORQ_ERR_BAD_REQUEST, 9);
+    test_req(t, "watch", 9, 1); /* one id too many */
+    test_key(t, "ids");
+    msgpack_pack_array(&t->pk, MSG_WATCH_MAX + 1);
+    for (int i = 0; i <= MSG_WATCH_MAX; i++)
+        msgpack_pack_uint64(&t->pk, (uint64_t)i + 1);
+    EXPECT_RAW(t, FORQ_ERR_BAD_REQUEST, 9);
+    test_req(t, "unwatch", 10, 1); /* watch is a rid */
+    test_kv_str(t, "watch", "x");
+    EXPECT_RAW(t, FORQ_ERR_BAD_REQUEST, 10);
+}
+
 /* Encoders append whole frames and leave sb alone when they fail. */
 static void
 test_encode_appends_and_rolls_back(void **state)
@@ -530,6 +597,38 @@ test_rt_resp_job_with_error(void **state)
     }
 }
 
+/* A WATCH event carries more and the job; the last frame carries neither. */
+static void
+test_rt_resp_watch(void **state)
+{
+    struct test_ctx *t = *state;
+    struct msg_response in, out;
+
+    memset(&in, 0, sizeof(in));
+    in.rid = 31;
+    in.more = 1;
+    in.job.id = 9;
+    in.job.state = FORQ_STATE_SUCCEEDED;
+    in.job.result = msg_str_c("DONE");
+    in.job.result_size = 4;
+    test_rt_response(t, MSG_OP_WATCH, &in, &out);
+    assert_int_equal(out.more, 1);
+    test_job_eq(&out.job, &in.job);
+
+    memset(&in, 0, sizeof(in));
+    in.rid = 31;
+    test_rt_response(t, MSG_OP_WATCH, &in, &out);
+    assert_int_equal(out.more, 0);
+    assert_true(out.job.id == 0);
+    assert_null(memmem(t->sb.data, t->sb.size, "more", 4));
+
+    /* more must be a boolean */
+    test_map(t, 2);
+    test_kv_uint(t, "rid", 31);
+    test_kv_uint(t, "more", 1);
+    EXPECT_RESP(t, MSG_OP_WATCH, FORQ_ERR_BAD_REQUEST);
+}
+
 static void
 test_rt_resp_stats(void **state)
 {
@@ -635,11 +734,13 @@ test_rt_resp_errors_every_op(void **state)
         in.rid = 2000 + op;
         in.err.code = FORQ_ERR__LAST;
         in.err.msg = msg_str_c("last");
-        in.id = 5; /* ignored: an error response carries only rid and err */
+        in.id = 5; /* carried with err (a WATCH event names its job), like more */
+        in.more = op == MSG_OP_WATCH;
         test_rt_response(t, op, &in, &out);
         assert_int_equal(out.err.code, FORQ_ERR__LAST);
         test_str_eq(out.err.msg, in.err.msg);
-        assert_true(out.id == 0);
+        assert_true(out.id == 5);
+        assert_int_equal(out.more, in.more);
     }
 
     /* No text (NULL or empty): the code's description is sent. */
@@ -1525,7 +1626,8 @@ static void
 test_op_names_and_strings(void **state)
 {
     static const char *const names[MSG_OP__COUNT] = {"hello",  "ping",   "submit", "wait",
-                                                     "status", "cancel", "stats"};
+                                                     "status", "cancel", "stats",  "watch",
+                                                     "unwatch"};
     struct msg_str s;
 
     for (int op = 0; op < MSG_OP__COUNT; op++)
@@ -1627,6 +1729,9 @@ main(void)
         T(test_bad_responses),
         T(test_peek_rid),
         T(test_op_names_and_strings),
+        T(test_rt_watch_unwatch),
+        T(test_bad_watch),
+        T(test_rt_resp_watch),
         T(test_error_names),
     };
 
