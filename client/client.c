@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "callbacks.h"
 #include "client.h"
 #include "conn.h"
 
@@ -46,6 +47,9 @@ struct forq_client {
     char attempt_msg[CLIENT_ERRMSG_MAX];
     struct addr addr;
     char addr_str[ADDR_STR_MAX];
+    char *token;               /* HELLO's token, or NULL */
+    int64_t connect_timeout_ms;
+    struct callbacks *cbs;     /* under mu: the callback thread, from the first callback on */
 };
 
 static __thread char client_errbuf[CLIENT_ERRMSG_MAX];
@@ -136,16 +140,12 @@ client_rpc_decode(struct client_rpc *rpc, int op)
     return 0;
 }
 
-static int
-client_rpc_begin(struct client_rpc *rpc, msgpack_sbuffer *sb, struct msg_request *req, uint64_t rid)
+int
+client_encode(forq_client *c, struct msg_request *req, msgpack_sbuffer *sb)
 {
     int r;
 
-    memset(rpc, 0, sizeof(*rpc));
     msgpack_sbuffer_init(sb);
-    if (msg_decoder_init(&rpc->dec) != 0)
-        return client_seterr(FORQ_ERR_NOMEM, "out of memory");
-    rpc->dec_ok = 1;
     if (req->op == MSG_OP_SUBMIT) {
         /* Size the buffer for the payload at once rather than growing it by doubling. */
         sb->alloc = req->u.submit.payload.len + req->u.submit.unique_key.len + 512;
@@ -154,11 +154,23 @@ client_rpc_begin(struct client_rpc *rpc, msgpack_sbuffer *sb, struct msg_request
             return client_seterr(FORQ_ERR_NOMEM, "out of memory");
         }
     }
-    req->rid = rid;
+    req->rid = atomic_fetch_add(&c->next_rid, 1);
     if ((r = msg_encode_request(sb, req)) != 0)
         return client_seterr(r, "cannot encode the %s request: %s", msg_op_name(req->op),
                              forq_strerror(r));
     return 0;
+}
+
+static int
+client_rpc_begin(forq_client *c, struct client_rpc *rpc, msgpack_sbuffer *sb,
+                 struct msg_request *req)
+{
+    memset(rpc, 0, sizeof(*rpc));
+    msgpack_sbuffer_init(sb);
+    if (msg_decoder_init(&rpc->dec) != 0)
+        return client_seterr(FORQ_ERR_NOMEM, "out of memory");
+    rpc->dec_ok = 1;
+    return client_encode(c, req, sb);
 }
 
 void
@@ -185,9 +197,10 @@ client_hello(forq_client *c, struct client_conn *conn)
     req.op = MSG_OP_HELLO;
     req.u.hello.version = MSG_PROTO_VERSION;
     req.u.hello.client = msg_str_c("libforq " FORQ_VERSION_STRING);
-    if ((r = client_rpc_begin(&rpc, &sb, &req, atomic_fetch_add(&c->next_rid, 1))) != 0)
+    req.u.hello.token = msg_str_c(c->token);
+    if ((r = client_rpc_begin(c, &rpc, &sb, &req)) != 0)
         goto out;
-    r = conn_exchange(conn, &sb, req.rid, client_now_ms() + CLIENT_CONNECT_TIMEOUT_MS, &rpc.body,
+    r = conn_exchange(conn, &sb, req.rid, client_now_ms() + c->connect_timeout_ms, &rpc.body,
                       &rpc.len, &sent);
     if (r == FORQ_ERR_TIMEOUT || r == FORQ_ERR_DISCONNECTED) {
         r = client_seterr(FORQ_ERR_CONNECT, "connect %s: %s", c->addr_str,
@@ -220,7 +233,7 @@ client_conn_open(forq_client *c, struct client_conn **out)
     int r;
 
     *out = NULL;
-    if ((r = conn_open(&c->addr, c->addr_str, &conn)) != 0)
+    if ((r = conn_open(&c->addr, c->addr_str, c->connect_timeout_ms, &conn)) != 0)
         return r;
     if ((r = client_hello(c, conn)) != 0) {
         conn_stop(conn, "handshake failed");
@@ -283,8 +296,7 @@ client_conn_reopen(forq_client *c, struct client_conn **out)
     return r;
 }
 
-/* A live connection for one call, with a reference the caller releases. */
-static int
+int
 client_conn_get(forq_client *c, struct client_conn **out)
 {
     int r;
@@ -321,7 +333,7 @@ client_rpc_run(forq_client *c, struct msg_request *req, int64_t wait_ms, struct 
     int64_t deadline = wait_ms < 0 ? -1 : client_now_ms() + wait_ms;
     int r, sent = 0, tries;
 
-    if ((r = client_rpc_begin(rpc, &sb, req, atomic_fetch_add(&c->next_rid, 1))) != 0)
+    if ((r = client_rpc_begin(c, rpc, &sb, req)) != 0)
         goto out;
     /* A request never sent (the connection was found dead) is retried once. */
     for (tries = 0; tries < 2 && !sent; tries++) {
@@ -369,13 +381,15 @@ client_unref(forq_client *c)
 {
     if (c == NULL || atomic_fetch_sub(&c->refs, 1) != 1)
         return;
+    free(c->token);
+    callbacks_free(c->cbs);
     pthread_cond_destroy(&c->cond);
     pthread_mutex_destroy(&c->mu);
     free(c);
 }
 
 int
-forq_connect(const char *addr, forq_client **out)
+forq_connect_opts(const char *addr, const struct forq_connect_opts *opts, forq_client **out)
 {
     forq_client *c;
     int r;
@@ -385,6 +399,11 @@ forq_connect(const char *addr, forq_client **out)
     *out = NULL;
     if (addr == NULL)
         addr = FORQ_DEFAULT_ADDR;
+    if (opts != NULL && opts->token != NULL &&
+        (strlen(opts->token) > MSG_KEY_MAX ||
+         !msg_utf8_valid((const uint8_t *)opts->token, strlen(opts->token))))
+        return client_seterr(FORQ_ERR_INVALID, "the token must be UTF-8 of at most %d bytes",
+                             MSG_KEY_MAX);
     if ((c = calloc(1, sizeof(*c))) == NULL)
         return client_seterr(FORQ_ERR_NOMEM, "out of memory");
     if ((r = client_addr_parse(addr, &c->addr)) != 0) {
@@ -392,10 +411,17 @@ forq_connect(const char *addr, forq_client **out)
         return r;
     }
     snprintf(c->addr_str, sizeof(c->addr_str), "%s", addr);
+    c->connect_timeout_ms = opts != NULL && opts->connect_timeout_ms > 0
+                                ? opts->connect_timeout_ms
+                                : CLIENT_CONNECT_TIMEOUT_MS;
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cond, NULL);
     atomic_init(&c->refs, 1);
     atomic_init(&c->next_rid, 1);
+    if (opts != NULL && opts->token != NULL && (c->token = strdup(opts->token)) == NULL) {
+        client_unref(c);
+        return client_seterr(FORQ_ERR_NOMEM, "out of memory");
+    }
     if ((r = client_conn_open(c, &c->conn)) != 0) {
         client_unref(c);
         return r;
@@ -404,10 +430,33 @@ forq_connect(const char *addr, forq_client **out)
     return 0;
 }
 
+int
+forq_connect(const char *addr, forq_client **out)
+{
+    return forq_connect_opts(addr, NULL, out);
+}
+
+int
+client_callbacks(forq_client *c, struct callbacks **out)
+{
+    int r = 0;
+
+    *out = NULL;
+    pthread_mutex_lock(&c->mu);
+    if (c->closed)
+        r = client_seterr(FORQ_ERR_INVALID, "the client is closed");
+    else if (c->cbs == NULL)
+        r = callbacks_new(c, &c->cbs);
+    *out = c->cbs;
+    pthread_mutex_unlock(&c->mu);
+    return r;
+}
+
 void
 forq_client_close(forq_client *c)
 {
     struct client_conn *conn;
+    struct callbacks *cbs;
 
     if (c == NULL)
         return;
@@ -419,12 +468,16 @@ forq_client_close(forq_client *c)
     c->closed = 1;
     conn = c->conn;
     c->conn = NULL;
+    cbs = c->cbs;
     pthread_cond_broadcast(&c->cond);
     pthread_mutex_unlock(&c->mu);
     if (conn != NULL) {
         conn_stop(conn, "the client was closed");
         conn_release(conn);
     }
+    /* After the connection: the thread's watches fail, and it runs what is left. */
+    if (cbs != NULL)
+        callbacks_stop(cbs);
 }
 
 void

@@ -79,6 +79,45 @@ void client_rpc_fini(struct client_rpc *rpc);
  */
 int client_check_open(forq_client *c);
 
+/*
+ * Encode req into sb (initialised here; the caller destroys it) with a fresh
+ * rid. Returns 0, FORQ_ERR_NOMEM or FORQ_ERR_INVALID.
+ */
+int client_encode(forq_client *c, struct msg_request *req, msgpack_sbuffer *sb);
+
+/*
+ * A live connection (reconnecting first if the last one was lost), with a
+ * reference the caller drops with conn_release(). Returns 0, FORQ_ERR_INVALID
+ * (the client is closed), FORQ_ERR_DISCONNECTED (reconnecting failed; why in
+ * forq_errmsg()), FORQ_ERR_NOMEM.
+ */
+struct client_conn;
+int client_conn_get(forq_client *c, struct client_conn **out);
+
+/*
+ * The client's callback thread and its state (callbacks.c), created by the
+ * first call. Returns 0 with *out, FORQ_ERR_INVALID (closed), FORQ_ERR_NOMEM,
+ * FORQ_ERR_SYSTEM.
+ */
+struct callbacks;
+int client_callbacks(forq_client *c, struct callbacks **out);
+
+/* ------------------------------------------------------------------ future.c, for the others */
+
+/*
+ * Cache a finished job's outcome in f (first writer wins). A result lying in
+ * *body (a frame of len bytes) is kept there and *body taken (set to NULL);
+ * otherwise it is copied. Returns 0 or FORQ_ERR_NOMEM (nothing cached).
+ */
+int future_settle(forq_future *f, const struct msg_job *job, uint8_t **body, size_t len);
+/* 1 once the outcome is cached. */
+int future_known(const forq_future *f);
+/* The cached outcome's code (0: succeeded); the future must be known. */
+int future_code(const forq_future *f);
+forq_client *future_client(const forq_future *f);
+/* Futures are reference-counted: the user's, plus one per pending callback. */
+void future_ref(forq_future *f);
+
 /* References that keep c's memory alive (futures take one each). */
 void client_ref(forq_client *c);
 void client_unref(forq_client *c);

@@ -51,17 +51,11 @@
 #define CLIENT_KEEPALIVE_IDLE  60 /* s of silence before TCP keepalive probes */
 #define CLIENT_KEEPALIVE_INTVL 10 /* s between probes; 3 unanswered = dead */
 
-/* A request in flight. Lives on the calling thread's stack. */
-struct client_call {
-    struct client_call *next; /* chain in the pending table; under conn->mu */
-    uint64_t rid;
-    pthread_cond_t cond; /* signalled once, when done is set */
-    int done;            /* under conn->mu: answered, or failed (err) */
-    int err;             /* 0, or FORQ_ERR_DISCONNECTED */
-    uint8_t *body;       /* the answer's body, malloc'd by the I/O thread */
-    size_t len;
-};
-
+/*
+ * A request in flight is a struct conn_call (conn.h): synchronous ones live on
+ * the calling thread's stack and are woken through their cond; posted ones
+ * deliver into an inbox.
+ */
 /* Output not yet sent: one frame, or what is left of it. */
 struct client_chunk {
     struct client_chunk *next;
@@ -81,7 +75,7 @@ struct client_conn {
     int stopping;             /* under mu: close requested, the I/O thread exits */
     char why[256];            /* under mu: why the connection died */
     char last_err[200];       /* I/O thread: text of a connection-level error (rid 0) */
-    struct client_call **tab; /* under mu: pending calls, chained by rid */
+    struct conn_call **tab;   /* under mu: pending calls, chained by rid */
     size_t tab_size, tab_count;
     struct client_chunk *out_head, *out_tail; /* under mu */
     int writing;                              /* under mu: someone holds the right to send */
@@ -176,13 +170,13 @@ conn_sock_try(int family, const struct sockaddr *sa, socklen_t salen, int64_t de
     return 0;
 }
 
-/* Connect to the parsed address within CLIENT_CONNECT_TIMEOUT_MS. */
+/* Connect to the parsed address within timeout_ms. */
 static int
-conn_sock_connect(const struct addr *a, const char *name, int *fdp)
+conn_sock_connect(const struct addr *a, const char *name, int64_t timeout_ms, int *fdp)
 {
     struct addrinfo hints, *res = NULL, *ai;
     struct sockaddr_un sun;
-    int64_t deadline = client_now_ms() + CLIENT_CONNECT_TIMEOUT_MS;
+    int64_t deadline = client_now_ms() + timeout_ms;
     int e = ECONNREFUSED, g;
 
     *fdp = -1;
@@ -218,7 +212,7 @@ static int
 conn_tab_grow(struct client_conn *conn)
 {
     size_t n = conn->tab_size ? conn->tab_size * 2 : CLIENT_TAB_MIN;
-    struct client_call **t, *call, *next;
+    struct conn_call **t, *call, *next;
 
     if ((t = calloc(n, sizeof(*t))) == NULL)
         return FORQ_ERR_NOMEM;
@@ -236,9 +230,9 @@ conn_tab_grow(struct client_conn *conn)
 }
 
 static int
-conn_tab_add(struct client_conn *conn, struct client_call *call)
+conn_tab_add(struct client_conn *conn, struct conn_call *call)
 {
-    struct client_call **b;
+    struct conn_call **b;
 
     if (conn->tab_count >= conn->tab_size && conn_tab_grow(conn) != 0 && conn->tab_size == 0)
         return FORQ_ERR_NOMEM;
@@ -249,23 +243,35 @@ conn_tab_add(struct client_conn *conn, struct client_call *call)
     return 0;
 }
 
-/* Unlink and return the call waiting for rid, or NULL (abandoned or unknown). */
-static struct client_call *
-conn_tab_take(struct client_conn *conn, uint64_t rid)
+/*
+ * Return the call waiting for rid, or NULL (abandoned or unknown). It is
+ * unlinked unless keep is set and it is a stream call.
+ */
+static struct conn_call *
+conn_tab_find(struct client_conn *conn, uint64_t rid, int keep)
 {
-    struct client_call **pp, *call;
+    struct conn_call **pp, *call;
 
     if (conn->tab_size == 0)
         return NULL;
     for (pp = &conn->tab[rid & (conn->tab_size - 1)]; (call = *pp) != NULL; pp = &call->next) {
         if (call->rid == rid) {
+            if (keep && call->stream)
+                return call;
             *pp = call->next;
             call->next = NULL;
+            call->posted = 0;
             conn->tab_count--;
             return call;
         }
     }
     return NULL;
+}
+
+static struct conn_call *
+conn_tab_take(struct client_conn *conn, uint64_t rid)
+{
+    return conn_tab_find(conn, rid, 0);
 }
 
 /* ------------------------------------------------------------------ connections */
@@ -285,10 +291,46 @@ conn_kick(struct client_conn *conn)
 static void conn_fail_locked(struct client_conn *conn, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Push fr to its inbox and wake the consumer. Under conn->mu (then ib->mu). */
+static void
+conn_inbox_push(struct conn_inbox *ib, struct conn_frame *fr)
+{
+    fr->next = NULL;
+    pthread_mutex_lock(&ib->mu);
+    if (ib->tail != NULL)
+        ib->tail->next = fr;
+    else
+        ib->head = fr;
+    ib->tail = fr;
+    pthread_cond_signal(&ib->cond);
+    pthread_mutex_unlock(&ib->mu);
+}
+
+/*
+ * A call leaves the table without an answer: wake it with err (synchronous)
+ * or deliver its `lost` notice. Under conn->mu.
+ */
+static void
+conn_call_lost(struct conn_call *call, int err)
+{
+    call->next = NULL;
+    call->posted = 0;
+    if (call->inbox == NULL) {
+        call->err = err;
+        call->done = 1;
+        pthread_cond_signal(&call->cond);
+        return;
+    }
+    call->lost->tag = call->tag;
+    call->lost->err = err;
+    conn_inbox_push(call->inbox, call->lost);
+    call->lost = NULL;
+}
+
 static void
 conn_fail_locked(struct client_conn *conn, const char *fmt, ...)
 {
-    struct client_call *call;
+    struct conn_call *call;
     va_list ap;
 
     if (atomic_load(&conn->dead))
@@ -300,10 +342,7 @@ conn_fail_locked(struct client_conn *conn, const char *fmt, ...)
     for (size_t i = 0; i < conn->tab_size; i++) {
         while ((call = conn->tab[i]) != NULL) {
             conn->tab[i] = call->next;
-            call->next = NULL;
-            call->err = FORQ_ERR_DISCONNECTED;
-            call->done = 1;
-            pthread_cond_signal(&call->cond);
+            conn_call_lost(call, FORQ_ERR_DISCONNECTED);
         }
     }
     conn->tab_count = 0;
@@ -418,23 +457,55 @@ struct conn_io_batch {
     } a[CLIENT_BATCH_MAX];
 };
 
+/*
+ * Deliver a frame to a posted call's inbox (taking body). Under conn->mu.
+ * Without memory for the frame, the call is ended with FORQ_ERR_NOMEM
+ * instead (through its preallocated notice) and -1 returned.
+ */
+static int
+conn_io_post_frame(struct client_conn *conn, struct conn_call *call, uint8_t *body, size_t len)
+{
+    struct conn_frame *fr;
+
+    if ((fr = malloc(sizeof(*fr))) == NULL) {
+        if (call->posted)
+            (void)conn_tab_take(conn, call->rid);
+        conn_call_lost(call, FORQ_ERR_NOMEM);
+        return -1;
+    }
+    fr->tag = call->tag;
+    fr->err = 0;
+    fr->body = body;
+    fr->len = len;
+    if (!call->posted) { /* a one-shot call is over: its notice is not needed */
+        free(call->lost);
+        call->lost = NULL;
+    }
+    conn_inbox_push(call->inbox, fr);
+    return 0;
+}
+
 /* Give each answer of the batch to its call; drop answers nobody waits for. */
 static void
 conn_io_hand_over(struct client_conn *conn, struct conn_io_batch *b)
 {
-    struct client_call *call;
+    struct conn_call *call;
     size_t i;
 
     if (b->n == 0)
         return;
     pthread_mutex_lock(&conn->mu);
     for (i = 0; i < b->n; i++) {
-        if ((call = conn_tab_take(conn, b->a[i].rid)) == NULL)
+        if ((call = conn_tab_find(conn, b->a[i].rid, 1)) == NULL)
             continue; /* abandoned (timed out) */
-        call->body = b->a[i].body;
-        call->len = b->a[i].len;
-        call->done = 1;
-        pthread_cond_signal(&call->cond);
+        if (call->inbox == NULL) {
+            call->body = b->a[i].body;
+            call->len = b->a[i].len;
+            call->done = 1;
+            pthread_cond_signal(&call->cond);
+        } else if (conn_io_post_frame(conn, call, b->a[i].body, b->a[i].len) != 0) {
+            continue; /* the body is freed below */
+        }
         b->a[i].body = NULL;
     }
     pthread_mutex_unlock(&conn->mu);
@@ -720,14 +791,15 @@ conn_send_direct(struct client_conn *conn, msgpack_sbuffer *sb)
 }
 
 /*
- * Register call and send (or queue) its frame, the content of sb (which the
- * output queue may take over). Returns 0 once the call is registered (its
- * outcome then comes through conn_wait), FORQ_ERR_DISCONNECTED when the
- * connection was already dead (nothing was sent and sb is intact: safe to
- * retry elsewhere), or FORQ_ERR_NOMEM.
+ * Register call (unless NULL: nobody waits for the answer) and send (or
+ * queue) its frame, the content of sb (which the output queue may take
+ * over). Returns 0 once the call is registered (its outcome then comes
+ * through conn_wait or its inbox), FORQ_ERR_DISCONNECTED when the connection
+ * was already dead (nothing was sent and sb is intact: safe to retry
+ * elsewhere), or FORQ_ERR_NOMEM.
  */
 static int
-conn_send(struct client_conn *conn, struct client_call *call, msgpack_sbuffer *sb)
+conn_send(struct client_conn *conn, struct conn_call *call, msgpack_sbuffer *sb)
 {
     int direct = 0;
 
@@ -736,14 +808,17 @@ conn_send(struct client_conn *conn, struct client_call *call, msgpack_sbuffer *s
         pthread_mutex_unlock(&conn->mu);
         return FORQ_ERR_DISCONNECTED;
     }
-    if (conn_tab_add(conn, call) != 0) {
+    if (call != NULL && conn_tab_add(conn, call) != 0) {
         pthread_mutex_unlock(&conn->mu);
         return client_seterr(FORQ_ERR_NOMEM, "out of memory");
     }
+    if (call != NULL)
+        call->posted = 1;
     if (conn->out_head == NULL && !conn->writing) {
         conn->writing = direct = 1;
     } else if (conn_out_push(conn, sb, 0, 0) != 0) {
-        (void)conn_tab_take(conn, call->rid);
+        if (call != NULL)
+            (void)conn_tab_take(conn, call->rid);
         pthread_mutex_unlock(&conn->mu);
         return client_seterr(FORQ_ERR_NOMEM, "out of memory");
     }
@@ -759,7 +834,7 @@ conn_send(struct client_conn *conn, struct client_call *call, msgpack_sbuffer *s
  * (the call is then unregistered, so a late answer is dropped).
  */
 static int
-conn_wait(struct client_conn *conn, struct client_call *call, int64_t deadline)
+conn_wait(struct client_conn *conn, struct conn_call *call, int64_t deadline)
 {
     struct timespec ts;
     int r = 0;
@@ -782,11 +857,138 @@ conn_wait(struct client_conn *conn, struct client_call *call, int64_t deadline)
     return r;
 }
 
+/* Is the request in sb over the server's frame limit? */
+static int
+conn_check_size(struct client_conn *conn, const msgpack_sbuffer *sb)
+{
+    if (sb->size - FRAME_HDR_LEN > conn->max_frame)
+        return client_seterr(FORQ_ERR_TOO_BIG,
+                             "request of %zu bytes is over the server's "
+                             "limit of %llu bytes",
+                             sb->size - FRAME_HDR_LEN, (unsigned long long)conn->max_frame);
+    return 0;
+}
+
+int
+conn_post(struct client_conn *conn, msgpack_sbuffer *sb, struct conn_call *call)
+{
+    int r;
+
+    call->next = NULL;
+    call->posted = 0;
+    if ((r = conn_check_size(conn, sb)) != 0)
+        return r;
+    if ((call->lost = calloc(1, sizeof(*call->lost))) == NULL)
+        return client_seterr(FORQ_ERR_NOMEM, "out of memory");
+    if ((r = conn_send(conn, call, sb)) != 0) {
+        free(call->lost);
+        call->lost = NULL;
+    }
+    return r;
+}
+
+void
+conn_unpost(struct client_conn *conn, struct conn_call *call)
+{
+    pthread_mutex_lock(&conn->mu);
+    if (call->posted)
+        (void)conn_tab_take(conn, call->rid);
+    pthread_mutex_unlock(&conn->mu);
+    /* Delivered, it belongs to the inbox; otherwise it is still ours. */
+    free(call->lost);
+    call->lost = NULL;
+}
+
+int
+conn_send_only(struct client_conn *conn, msgpack_sbuffer *sb)
+{
+    int r;
+
+    if ((r = conn_check_size(conn, sb)) != 0)
+        return r;
+    return conn_send(conn, NULL, sb);
+}
+
+/* ------------------------------------------------------------------ inboxes */
+
+int
+conn_inbox_init(struct conn_inbox *ib)
+{
+    pthread_once(&conn_once, conn_once_init);
+    memset(ib, 0, sizeof(*ib));
+    if (pthread_mutex_init(&ib->mu, NULL) != 0)
+        return client_seterr(FORQ_ERR_SYSTEM, "cannot create a mutex");
+    if (pthread_cond_init(&ib->cond, &conn_condattr) != 0) {
+        pthread_mutex_destroy(&ib->mu);
+        return client_seterr(FORQ_ERR_SYSTEM, "cannot create a condition variable");
+    }
+    return 0;
+}
+
+void
+conn_inbox_fini(struct conn_inbox *ib)
+{
+    struct conn_frame *fr;
+
+    while ((fr = ib->head) != NULL) {
+        ib->head = fr->next;
+        conn_frame_free(fr);
+    }
+    pthread_cond_destroy(&ib->cond);
+    pthread_mutex_destroy(&ib->mu);
+}
+
+int
+conn_inbox_next(struct conn_inbox *ib, int64_t deadline, struct conn_frame **fr)
+{
+    struct timespec ts;
+    int r = 0;
+
+    *fr = NULL;
+    conn_deadline_ts(deadline, &ts);
+    pthread_mutex_lock(&ib->mu);
+    while (ib->head == NULL && r == 0) {
+        if (deadline < 0)
+            pthread_cond_wait(&ib->cond, &ib->mu);
+        else if (pthread_cond_timedwait(&ib->cond, &ib->mu, &ts) == ETIMEDOUT &&
+                 ib->head == NULL)
+            r = FORQ_ERR_TIMEOUT;
+    }
+    if (r == 0) {
+        *fr = ib->head;
+        if ((ib->head = (*fr)->next) == NULL)
+            ib->tail = NULL;
+        (*fr)->next = NULL;
+    }
+    pthread_mutex_unlock(&ib->mu);
+    return r;
+}
+
+int
+conn_inbox_wake(struct conn_inbox *ib)
+{
+    struct conn_frame *fr;
+
+    if ((fr = calloc(1, sizeof(*fr))) == NULL)
+        return FORQ_ERR_NOMEM;
+    conn_inbox_push(ib, fr);
+    return 0;
+}
+
+void
+conn_frame_free(struct conn_frame *fr)
+{
+    if (fr == NULL)
+        return;
+    free(fr->body);
+    free(fr);
+}
+
 int
 conn_exchange(struct client_conn *conn, msgpack_sbuffer *sb, uint64_t rid, int64_t deadline,
               uint8_t **body, size_t *len, int *sent)
 {
-    struct client_call call;
+    struct conn_call call;
     int r;
 
     *sent = 0;
@@ -795,11 +997,8 @@ conn_exchange(struct client_conn *conn, msgpack_sbuffer *sb, uint64_t rid, int64
     pthread_once(&conn_once, conn_once_init);
     memset(&call, 0, sizeof(call));
     call.rid = rid;
-    if (sb->size - FRAME_HDR_LEN > conn->max_frame)
-        return client_seterr(FORQ_ERR_TOO_BIG,
-                             "request of %zu bytes is over the server's "
-                             "limit of %llu bytes",
-                             sb->size - FRAME_HDR_LEN, (unsigned long long)conn->max_frame);
+    if ((r = conn_check_size(conn, sb)) != 0)
+        return r;
     pthread_cond_init(&call.cond, &conn_condattr);
     if ((r = conn_send(conn, &call, sb)) == 0) {
         *sent = 1;
@@ -816,13 +1015,13 @@ conn_exchange(struct client_conn *conn, msgpack_sbuffer *sb, uint64_t rid, int64
 }
 
 int
-conn_open(const struct addr *a, const char *name, struct client_conn **out)
+conn_open(const struct addr *a, const char *name, int64_t timeout_ms, struct client_conn **out)
 {
     struct client_conn *conn = NULL;
     int fd = -1, r;
 
     *out = NULL;
-    if ((r = conn_sock_connect(a, name, &fd)) != 0)
+    if ((r = conn_sock_connect(a, name, timeout_ms, &fd)) != 0)
         return r;
     if ((r = conn_new(name, &conn)) != 0) {
         close(fd);

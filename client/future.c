@@ -16,11 +16,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "callbacks.h"
 #include "client.h"
 
 struct forq_future {
     forq_client *c; /* holds a reference */
     uint64_t id;
+    atomic_uint refs;    /* the user's, plus one per pending callback */
     pthread_mutex_t mu;  /* serialises writers of the outcome */
     atomic_int done;     /* 1 once the outcome below is set; never changes after */
     int code;            /* 0 (succeeded) or the job's FORQ_ERR_* */
@@ -43,23 +45,17 @@ future_job_code(const struct msg_job *job)
     return job->state == FORQ_STATE_CANCELLED ? FORQ_ERR_CANCELLED : FORQ_ERR_TASK_FAILED;
 }
 
-/* Is [p, p + n) inside the answer's body? */
+/* Is [p, p + n) inside body[0..len)? */
 static int
-future_in_body(const struct client_rpc *rpc, const char *p, size_t n)
+future_in_body(const uint8_t *body, size_t len, const char *p, size_t n)
 {
-    uintptr_t a = (uintptr_t)p, b = (uintptr_t)rpc->body;
+    uintptr_t a = (uintptr_t)p, b = (uintptr_t)body;
 
-    return rpc->body != NULL && a >= b && n <= rpc->len && a - b <= rpc->len - n;
+    return body != NULL && a >= b && n <= len && a - b <= len - n;
 }
 
-/*
- * Cache the outcome of a finished job (first writer wins). A result is kept
- * where it lies, in the answer's body, which the future then takes from rpc
- * (no copy of a large result). Returns 0 or FORQ_ERR_NOMEM; on NOMEM nothing
- * is cached.
- */
-static int
-future_settle(forq_future *f, const struct msg_job *job, struct client_rpc *rpc)
+int
+future_settle(forq_future *f, const struct msg_job *job, uint8_t **body, size_t blen)
 {
     int code = future_job_code(job);
     size_t len = code == 0 ? job->result.len : 0;
@@ -68,8 +64,8 @@ future_settle(forq_future *f, const struct msg_job *job, struct client_rpc *rpc)
     char *error = NULL;
     int taken = 0;
 
-    if (len > 0 && future_in_body(rpc, job->result.ptr, len)) {
-        mem = rpc->body;
+    if (len > 0 && future_in_body(*body, blen, job->result.ptr, len)) {
+        mem = *body;
         data = (const uint8_t *)job->result.ptr;
         taken = 1;
     } else if (len > 0) {
@@ -93,7 +89,7 @@ future_settle(forq_future *f, const struct msg_job *job, struct client_rpc *rpc)
         f->len = len;
         f->error = error;
         if (taken)
-            rpc->body = NULL;
+            *body = NULL;
         mem = NULL;
         error = NULL;
         atomic_store_explicit(&f->done, 1, memory_order_release);
@@ -122,6 +118,30 @@ static int
 future_is_done(const forq_future *f)
 {
     return atomic_load_explicit(&f->done, memory_order_acquire);
+}
+
+int
+future_known(const forq_future *f)
+{
+    return future_is_done(f);
+}
+
+int
+future_code(const forq_future *f)
+{
+    return f->code;
+}
+
+forq_client *
+future_client(const forq_future *f)
+{
+    return f->c;
+}
+
+void
+future_ref(forq_future *f)
+{
+    atomic_fetch_add(&f->refs, 1);
 }
 
 /* ------------------------------------------------------------------ requests by id */
@@ -153,7 +173,7 @@ future_wait(forq_future *f, int64_t timeout_ms)
         r = client_seterr(FORQ_ERR_TIMEOUT, "job %llu is still %s", (unsigned long long)f->id,
                           forq_state_name(rpc.resp.job.state));
     if (r == 0)
-        r = future_settle(f, &rpc.resp.job, &rpc);
+        r = future_settle(f, &rpc.resp.job, &rpc.body, rpc.len);
     client_rpc_fini(&rpc);
     return r;
 }
@@ -205,7 +225,7 @@ future_cancel_id(forq_client *c, uint64_t id, forq_future *f)
     else if (r == 0 && rpc.resp.job.state != FORQ_STATE_CANCELLED)
         r = future_not_cancellable(rpc.resp.job.state);
     if (r == 0 && f != NULL)
-        (void)future_settle(f, &rpc.resp.job, &rpc);
+        (void)future_settle(f, &rpc.resp.job, &rpc.body, rpc.len);
     client_rpc_fini(&rpc);
     return r;
 }
@@ -222,6 +242,7 @@ future_new(forq_client *c, uint64_t id, forq_future **out)
         return client_seterr(FORQ_ERR_NOMEM, "out of memory");
     pthread_mutex_init(&f->mu, NULL);
     atomic_init(&f->done, 0);
+    atomic_init(&f->refs, 1);
     client_ref(c);
     f->c = c;
     f->id = id;
@@ -336,10 +357,54 @@ forq_future_cancel(forq_future *f)
     return future_cancel_id(f->c, f->id, f);
 }
 
+int
+forq_future_cancelled(forq_future *f)
+{
+    int r;
+
+    if ((r = forq_future_done(f)) != 1)
+        return r;
+    return f->code == FORQ_ERR_CANCELLED;
+}
+
+int
+forq_future_running(forq_future *f)
+{
+    struct forq_job_info info;
+    int r;
+
+    if (f == NULL)
+        return client_seterr(FORQ_ERR_INVALID, "no future");
+    if (future_is_done(f))
+        return 0;
+    if ((r = forq_status(f->c, f->id, &info)) != 0)
+        return r;
+    r = info.state == FORQ_STATE_RUNNING;
+    forq_job_info_clear(&info);
+    return r;
+}
+
+int
+forq_future_add_done_callback(forq_future *f, forq_done_fn fn, void *arg)
+{
+    struct callbacks *cbs;
+    int r;
+
+    if (f == NULL || fn == NULL)
+        return client_seterr(FORQ_ERR_INVALID, "no future or no callback");
+    if (future_is_done(f)) {
+        fn(f, arg);
+        return 0;
+    }
+    if ((r = client_callbacks(f->c, &cbs)) != 0)
+        return r;
+    return callbacks_add(cbs, f, fn, arg);
+}
+
 void
 forq_future_free(forq_future *f)
 {
-    if (f == NULL)
+    if (f == NULL || atomic_fetch_sub(&f->refs, 1) != 1)
         return;
     client_unref(f->c);
     pthread_mutex_destroy(&f->mu);

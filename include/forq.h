@@ -112,6 +112,27 @@ typedef struct forq_future forq_future;
  */
 FORQ_API int forq_connect(const char *addr, forq_client **out);
 
+/* Options of forq_connect_opts(). Start from FORQ_CONNECT_OPTS_INIT. */
+struct forq_connect_opts {
+    /*
+     * Shared secret presented in HELLO (at most 256 bytes, UTF-8), on the
+     * first connection and every reconnect; NULL: none. Copied. A forqd
+     * without a configured token accepts and ignores it; see SECURITY.md
+     * once token auth is configured (a refused token fails with FORQ_ERR_AUTH).
+     */
+    const char *token;
+    int64_t connect_timeout_ms; /* TCP connect + HELLO; <= 0: 10000 */
+};
+#define FORQ_CONNECT_OPTS_INIT {NULL, 0}
+
+/*
+ * forq_connect() with options (opts NULL: the defaults). Same returns, plus
+ * FORQ_ERR_INVALID for a token that is too long, and FORQ_ERR_AUTH when the
+ * server refuses the token.
+ */
+FORQ_API int forq_connect_opts(const char *addr, const struct forq_connect_opts *opts,
+                               forq_client **out);
+
 /*
  * Close the connection. Calls in progress on other threads fail promptly with
  * FORQ_ERR_DISCONNECTED; later calls on the client fail with FORQ_ERR_INVALID.
@@ -133,8 +154,10 @@ FORQ_API int forq_ping(forq_client *c);
 
 /*
  * Options of one submission. Start from FORQ_SUBMIT_OPTS_INIT (or pass NULL for
- * all defaults). Fields the server does not implement yet are sent and
- * accepted; see README "Job options" for what each one does today.
+ * all defaults). Every field is sent and validated by forqd (names, ranges:
+ * max_retries <= 1000, delays and timeouts < 2^40 ms, unique_key <= 256
+ * bytes). forqd 0.1 stores delay_ms, timeout_ms, max_retries and unique_key
+ * but does not act on them yet: see README "Job options".
  */
 struct forq_submit_opts {
     const char *queue;      /* NULL: "default" */
@@ -199,8 +222,144 @@ FORQ_API int forq_future_done(forq_future *f);
  */
 FORQ_API int forq_future_cancel(forq_future *f);
 
-/* Release the future. The job itself is not affected. */
+/*
+ * Like Future.running(): 1 if the job is running in a worker now, 0 if not
+ * (queued, or finished), or a negative code. Asks the server (STATUS) unless
+ * the future already knows the job has finished.
+ */
+FORQ_API int forq_future_running(forq_future *f);
+
+/*
+ * Like Future.cancelled(): 1 if the job was cancelled, 0 if not (yet), or a
+ * negative code. Asks the server (like forq_future_done) unless the outcome is
+ * already known.
+ */
+FORQ_API int forq_future_cancelled(forq_future *f);
+
+/*
+ * Called once per forq_future_add_done_callback(). f is the future the
+ * callback was added to; forq_future_result(f, 0, ...) gives the outcome
+ * without a request. If the client was closed before the job finished, the
+ * callback is still called once, with f not done (forq_future_done() then
+ * returns FORQ_ERR_INVALID), so that arg can always be released.
+ */
+typedef void (*forq_done_fn)(forq_future *f, void *arg);
+
+/*
+ * Like Future.add_done_callback(): call fn(f, arg) once, when the job has
+ * finished (any final state).
+ *  - If the future already holds its outcome, fn runs at once, on the calling
+ *    thread, before this returns.
+ *  - Otherwise fn runs later on the client's callback thread (one per client,
+ *    started by the first such call and owned by the library), in the order
+ *    the jobs finish. A callback may call any libforq function, including
+ *    forq_future_free(f); it must not block for long, since it holds up the
+ *    callbacks behind it. The future stays valid until its callbacks have
+ *    run, even if the caller frees it first.
+ *  - The callback thread watches every pending future with WATCH requests,
+ *    one per batch of additions; after a lost connection it reconnects and
+ *    watches again, so callbacks are not lost with the connection.
+ * Returns 0, FORQ_ERR_INVALID (no future or fn, or the client is closed),
+ * FORQ_ERR_NOMEM, FORQ_ERR_SYSTEM (the thread could not start).
+ */
+FORQ_API int forq_future_add_done_callback(forq_future *f, forq_done_fn fn, void *arg);
+
+/*
+ * Release the caller's reference. The job itself is not affected; callbacks
+ * still pending keep the future alive until they have run.
+ */
 FORQ_API void forq_future_free(forq_future *f);
+
+/* ------------------------------------------------------------------ many futures */
+
+/* When forq_wait() returns, as in concurrent.futures.wait(). */
+enum forq_wait_mode {
+    FORQ_ALL_COMPLETED = 0, /* every future has finished */
+    FORQ_FIRST_COMPLETED,   /* any future has finished */
+    FORQ_FIRST_EXCEPTION    /* any future has failed (not cancelled), else all finished */
+};
+
+/*
+ * Wait for the n futures fs[0..n) until the mode's condition holds or
+ * timeout_ms passes. Futures may come from different clients; the same
+ * future may appear more than once. Futures already known to be done cost
+ * nothing; the others are watched with one WATCH request per client (per
+ * 10,000 ids), and each completion arrives as it happens, result included,
+ * so no request is made per future.
+ *
+ * A future counts as done once its outcome is cached (then forq_future_done()
+ * and forq_future_result() make no request), or when the server cannot report
+ * on its id (e.g. FORQ_ERR_NOT_FOUND: an unknown or expired id); such a future
+ * also counts as failed for FORQ_FIRST_EXCEPTION, and forq_future_result()
+ * asks again and returns the error.
+ *
+ * If done is not NULL, done[i] is set to 1 for each future counted as done and
+ * 0 for the others, whatever the return. Returns 0 when the condition holds,
+ * FORQ_ERR_TIMEOUT when the time ran out first (the jobs keep running),
+ * FORQ_ERR_DISCONNECTED (promptly, when a connection drops mid-wait; call
+ * again to reconnect and go on), FORQ_ERR_INVALID (a NULL future, a bad
+ * mode, or a closed client), FORQ_ERR_NOMEM. n == 0 returns 0 at once.
+ */
+FORQ_API int forq_wait(forq_future *const *fs, size_t n, int mode, int64_t timeout_ms,
+                       uint8_t *done);
+
+/*
+ * as_completed: an iterator over futures, yielding each as it finishes (the
+ * ones already done first, in input order). timeout_ms bounds the whole
+ * iteration, as in Python: it is measured from forq_as_completed_new().
+ * The futures are borrowed: keep them alive until the iterator is freed.
+ */
+typedef struct forq_as_completed forq_as_completed;
+
+/* Returns 0 with *out, FORQ_ERR_INVALID (a NULL future or closed client), FORQ_ERR_NOMEM. */
+FORQ_API int forq_as_completed_new(forq_future *const *fs, size_t n, int64_t timeout_ms,
+                                   forq_as_completed **out);
+
+/*
+ * Yield the next finished future: 1 with *f set (each input entry is
+ * yielded exactly once), 0 when every future has been yielded (*f NULL), or
+ * FORQ_ERR_TIMEOUT (the iteration's time is up), FORQ_ERR_DISCONNECTED (call
+ * again to reconnect and go on), FORQ_ERR_NOMEM. Not thread-safe: one
+ * iterator belongs to one thread at a time.
+ */
+FORQ_API int forq_as_completed_next(forq_as_completed *it, forq_future **f);
+
+/* Free the iterator and stop watching what it has not yielded; the futures are untouched. */
+FORQ_API void forq_as_completed_free(forq_as_completed *it);
+
+/*
+ * map: run task over many payloads and hand the outcomes back in input
+ * order, like Executor.map(), with at most max_inflight jobs submitted and
+ * not yet handed back at any time, so memory stays bounded however many
+ * inputs there are (Python's map submitted everything at once until 3.14).
+ *
+ * Inputs are pulled: next(arg, i, &payload, &len) gives input i (i = 0, 1, ...)
+ * and returns 1, or 0 when there are no more inputs, or a negative code to
+ * stop the map with that code. The payload must stay valid until the next
+ * call of next() (it is sent before).
+ *
+ * Outcomes are pushed, in input order: done(arg, i, code, result, len, errmsg)
+ * with code 0 and the result bytes, or the job's FORQ_ERR_* and its message
+ * (result NULL). The bytes are valid during the call only. done returns 0 to
+ * go on or a negative code to stop the map with that code.
+ *
+ * timeout_ms bounds the whole map (measured from the call). Submissions are
+ * pipelined (up to max_inflight on the wire at once) and completions arrive
+ * through WATCH, so a map costs one SUBMIT per input and one WATCH per batch.
+ * opts apply to every job (NULL: defaults); max_inflight 0 means 64.
+ *
+ * Returns 0 once every input has been handed back; a submission refused by
+ * the server stops the map with its code (e.g. FORQ_ERR_UNKNOWN_TASK;
+ * FORQ_ERR_QUEUE_FULL), and so do FORQ_ERR_TIMEOUT, FORQ_ERR_DISCONNECTED and
+ * a code returned by next or done. Jobs already submitted keep running when
+ * the map stops early.
+ */
+typedef int (*forq_map_next_fn)(void *arg, size_t i, const void **payload, size_t *len);
+typedef int (*forq_map_done_fn)(void *arg, size_t i, int code, const void *result, size_t len,
+                                const char *errmsg);
+FORQ_API int forq_map(forq_client *c, const char *task, const struct forq_submit_opts *opts,
+                      size_t max_inflight, int64_t timeout_ms, forq_map_next_fn next,
+                      forq_map_done_fn done, void *arg);
 
 /* ------------------------------------------------------------------ status */
 

@@ -1,5 +1,5 @@
 /*
- * test_threads.c — one forq_client shared by 8 threads, 100 submissions each,
+ * test_threads.c — one forq_client shared by 16 threads, 1,000 submissions each,
  * many requests in flight on one connection: every answer reaches the thread
  * that asked, with the right bytes.
  */
@@ -16,8 +16,8 @@
 
 #include "harness.h"
 
-#define THREADS 8
-#define PER_THREAD 100
+#define THREADS 16
+#define PER_THREAD 1000
 
 struct worker_arg {
     forq_client *c;
@@ -71,7 +71,7 @@ thread_seq(void *arg)
     return NULL;
 }
 
-/* Submit all first, then resolve all: up to 100 jobs in flight per thread. */
+/* Submit all first, then resolve all: up to 1,000 jobs in flight per thread. */
 static void *
 thread_batch(void *arg)
 {
@@ -127,13 +127,13 @@ run_threads(struct harness_fixture *x, void *(*fn)(void *))
 }
 
 static void
-test_8_threads_x_100_sequential(void **state)
+test_16_threads_x_1000_sequential(void **state)
 {
     run_threads(*state, thread_seq);
 }
 
 static void
-test_8_threads_x_100_in_flight(void **state)
+test_16_threads_x_1000_in_flight(void **state)
 {
     run_threads(*state, thread_batch);
 }
@@ -158,8 +158,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_8_threads_x_100_sequential),
-        cmocka_unit_test(test_8_threads_x_100_in_flight),
+        cmocka_unit_test(test_16_threads_x_1000_sequential),
+        cmocka_unit_test(test_16_threads_x_1000_in_flight),
         cmocka_unit_test(test_stats_count_them),
     };
 
