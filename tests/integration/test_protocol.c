@@ -548,6 +548,139 @@ test_bad_requests_keep_connection(void **state)
     expect_result(c, "upper", "ok", "OK"); /* same connection, still served */
 }
 
+/* Read one frame for rid on fd and decode it as a WATCH answer into resp (buf backs it). */
+static void
+recv_watch(struct ctx *c, int fd, uint64_t rid, struct msg_response *resp, uint8_t **buf)
+{
+    size_t len;
+
+    assert_int_equal(harness_recv_frame(fd, buf, &len), 0);
+    assert_int_equal(msg_decode_response(&c->d, MSG_OP_WATCH, *buf, len, resp), 0);
+    assert_true(resp->rid == rid);
+}
+
+/*
+ * WATCH: an event per id as it settles (a finished job with its result, an
+ * unknown id with not_found), then the last frame; a second watch ended
+ * early by UNWATCH; bad watches refused while the connection goes on.
+ */
+static void
+test_watch_events_and_unwatch(void **state)
+{
+    struct ctx *c = *state;
+    uint64_t done = submit(c, c->fd, "upper", "seen", 0), later, ids[3], rid;
+    struct msg_request req = {.op = MSG_OP_WATCH};
+    struct msg_response resp;
+    uint8_t *buf;
+    int fd = harness_connect(&c->h), got_done = 0, got_unknown = 0, got_later = 0;
+
+    assert_true(fd >= 0);
+    wait_job(c, c->fd, done, &resp, &buf);
+    free(buf);
+    later = submit(c, fd, "sleep", "200", 0);
+    ids[0] = done;
+    ids[1] = 1ull << 50; /* never handed out */
+    ids[2] = later;
+    req.rid = rid = ++c->rid;
+    req.u.watch.ids = ids;
+    req.u.watch.nids = 3;
+    req.u.watch.timeout_ms = -1;
+    assert_int_equal(harness_send_request(fd, &req), 0);
+    for (int i = 0; i < 3; i++) {
+        recv_watch(c, fd, rid, &resp, &buf);
+        assert_int_equal(resp.more, 1);
+        if (resp.err.code == FORQ_ERR_NOT_FOUND && resp.id == ids[1]) {
+            got_unknown++;
+        } else if (resp.job.id == done) {
+            assert_true(msg_str_eq(resp.job.result, "SEEN"));
+            got_done++;
+        } else {
+            assert_true(resp.job.id == later);
+            assert_int_equal(resp.job.state, FORQ_STATE_SUCCEEDED);
+            assert_int_equal(got_done + got_unknown, 2); /* the unfinished one comes last */
+            got_later++;
+        }
+        free(buf);
+    }
+    assert_int_equal(got_done + got_unknown + got_later, 3);
+    recv_watch(c, fd, rid, &resp, &buf); /* the last frame */
+    assert_int_equal(resp.more, 0);
+    assert_int_equal(resp.err.code, 0);
+    free(buf);
+
+    /* A watch on a job that will not finish soon, ended by UNWATCH. */
+    later = submit(c, fd, "sleep", "600000", 0);
+    req.rid = rid = ++c->rid;
+    req.u.watch.ids = &later;
+    req.u.watch.nids = 1;
+    assert_int_equal(harness_send_request(fd, &req), 0);
+    memset(&req, 0, sizeof(req));
+    req.op = MSG_OP_UNWATCH;
+    req.rid = ++c->rid;
+    req.u.unwatch.watch = rid;
+    assert_int_equal(harness_send_request(fd, &req), 0);
+    recv_watch(c, fd, rid, &resp, &buf); /* the watch ends first... */
+    assert_int_equal(resp.more, 0);
+    assert_int_equal(resp.err.code, 0);
+    free(buf);
+    recv_watch(c, fd, req.rid, &resp, &buf); /* ...then UNWATCH is answered */
+    assert_int_equal(resp.err.code, 0);
+    free(buf);
+
+    /* A time limit: the last frame says timeout. */
+    req.op = MSG_OP_WATCH;
+    req.rid = rid = ++c->rid;
+    req.u.watch.ids = &later;
+    req.u.watch.nids = 1;
+    req.u.watch.timeout_ms = 0;
+    assert_int_equal(harness_send_request(fd, &req), 0);
+    recv_watch(c, fd, rid, &resp, &buf);
+    assert_int_equal(resp.err.code, FORQ_ERR_TIMEOUT);
+    assert_int_equal(resp.more, 0);
+    free(buf);
+    close(fd);
+    expect_result(c, "upper", "still", "STILL"); /* the others are served */
+}
+
+static void
+test_watch_bad_requests(void **state)
+{
+    struct ctx *c = *state;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    struct msg_response resp;
+    uint8_t *buf;
+    size_t len;
+
+    /* One id over the limit, built by hand; ids of one byte each fit this server's frame. */
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3);
+    msgpack_pack_str_with_body(&pk, "op", 2);
+    msgpack_pack_str_with_body(&pk, "watch", 5);
+    msgpack_pack_str_with_body(&pk, "rid", 3);
+    msgpack_pack_uint64(&pk, 4242);
+    msgpack_pack_str_with_body(&pk, "ids", 3);
+    msgpack_pack_array(&pk, MSG_WATCH_MAX + 1);
+    for (size_t i = 0; i <= MSG_WATCH_MAX; i++)
+        msgpack_pack_uint64(&pk, i % 100);
+    {
+        uint8_t hdr[4] = {(uint8_t)(sb.size >> 24), (uint8_t)(sb.size >> 16),
+                          (uint8_t)(sb.size >> 8), (uint8_t)sb.size};
+
+        assert_int_equal(harness_send(c->fd, hdr, 4), 0);
+        assert_int_equal(harness_send(c->fd, sb.data, sb.size), 0);
+    }
+    msgpack_sbuffer_destroy(&sb);
+    assert_int_equal(harness_recv_frame(c->fd, &buf, &len), 0);
+    assert_int_equal(msg_decode_response(&c->d, MSG_OP_WATCH, buf, len, &resp), 0);
+    assert_true(resp.rid == 4242);
+    assert_int_equal(resp.err.code, FORQ_ERR_BAD_REQUEST);
+    assert_non_null(memmem(resp.err.msg.ptr, resp.err.msg.len, "ids", 3));
+    free(buf);
+    expect_result(c, "upper", "after", "AFTER");
+}
+
 int
 main(void)
 {
@@ -562,6 +695,8 @@ main(void)
         cmocka_unit_test(test_pipelined_out_of_order),
         cmocka_unit_test(test_malformed_frames_others_served),
         cmocka_unit_test(test_bad_requests_keep_connection),
+        cmocka_unit_test(test_watch_events_and_unwatch),
+        cmocka_unit_test(test_watch_bad_requests),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
