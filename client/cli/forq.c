@@ -102,7 +102,8 @@ cli_usage(FILE *fp)
           "        --unique KEY       reuse the job already submitted with KEY\n"
           "                           (these four are sent and validated; forqd 0.1\n"
           "                           does not enforce them yet)\n"
-          "  wait ID [ID...]          wait for jobs and print each result\n"
+          "  wait ID [ID...]          wait for jobs (one WATCH for all of them) and\n"
+          "                           print each result, in the order given\n"
           "    -t, --timeout MS       stop waiting after MS milliseconds (all IDs)\n"
           "  status ID                show a job's state\n"
           "  cancel ID                cancel a job that has not started\n"
@@ -112,6 +113,7 @@ cli_usage(FILE *fp)
           "Options (anywhere on the line; put -- before a payload starting with '-'):\n"
           "  -s, --server ADDR        tcp://HOST:PORT or unix:///PATH; default\n"
           "                           $FORQ_SERVER, else " CLI_DEFAULT_ADDR "\n"
+          "                           (a token for HELLO is read from $FORQ_TOKEN)\n"
           "  -j, --json               print one JSON object per line\n"
           "  -h, --help               show this help\n"
           "  -V, --version            show the version\n"
@@ -437,27 +439,46 @@ cli_cmd_submit(struct cli *cli)
     return ex;
 }
 
+/*
+ * Wait for every id with one WATCH (forq_wait), then print each outcome in
+ * the order given; the futures hold the results, so printing asks nothing.
+ */
 static int
 cli_cmd_wait(struct cli *cli)
 {
     int64_t deadline = cli_deadline(cli->timeout_ms);
-    forq_future *f;
+    forq_future **fs;
     uint64_t id;
     int i, r, ex = CLI_OK, e;
 
+    if ((fs = calloc((size_t)cli->nargs, sizeof(*fs))) == NULL) {
+        cli_err("out of memory");
+        return CLI_CONNECT;
+    }
     for (i = 0; i < cli->nargs; i++) {
         (void)cli_parse_id(cli->args[i], &id); /* checked before connecting */
-        if ((r = forq_future_from_id(cli->client, id, &f)) != 0)
-            e = cli_fail("wait", r);
-        else
-            e = cli_wait_future(cli, f, deadline);
-        forq_future_free(f);
+        if ((r = forq_future_from_id(cli->client, id, &fs[i])) != 0) {
+            ex = cli_fail("wait", r);
+            goto out;
+        }
+    }
+    r = forq_wait(fs, (size_t)cli->nargs, FORQ_ALL_COMPLETED, cli->timeout_ms, NULL);
+    if (r != 0 && r != FORQ_ERR_TIMEOUT) {
+        ex = cli_fail("wait", r);
+        goto out;
+    }
+    for (i = 0; i < cli->nargs; i++) {
+        e = cli_wait_future(cli, fs[i], deadline);
         fflush(stdout);
         if (ex == CLI_OK)
             ex = e;
         if (e == CLI_CONNECT)
             break;
     }
+out:
+    for (i = 0; i < cli->nargs; i++)
+        forq_future_free(fs[i]);
+    free(fs);
     return ex;
 }
 
@@ -823,7 +844,12 @@ cli_connect(struct cli *cli)
     size_t n;
     int r;
 
-    if ((r = forq_connect(cli->addr, &cli->client)) == 0)
+    struct forq_connect_opts o = FORQ_CONNECT_OPTS_INIT;
+
+    /* A token never goes on the command line, where ps shows it. */
+    if ((o.token = getenv("FORQ_TOKEN")) != NULL && o.token[0] == '\0')
+        o.token = NULL;
+    if ((r = forq_connect_opts(cli->addr, &o, &cli->client)) == 0)
         return CLI_OK;
     if (r == FORQ_ERR_INVALID) {
         cli_err("%s", forq_errmsg());

@@ -1,6 +1,7 @@
 /*
  * test_cli.c — the forq command against a real forqd: the README's first
- * example, results, failures and their exit codes, stdin payloads, --json.
+ * example, results, failures and their exit codes, stdin payloads, --json,
+ * `forq wait` on several ids, and a token from $FORQ_TOKEN.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -128,6 +129,71 @@ test_json_and_stats(void **state)
     expect_cli(fib, NULL, 0, "832040");
 }
 
+/* Submit TASK PAYLOAD and return the printed id in buf. */
+static void
+submit_id(const char *task, const char *payload, char *buf, size_t len)
+{
+    const char *args[] = {"submit", task, payload, NULL};
+    char out[256];
+
+    assert_int_equal(harness_run_cli(args, NULL, out, sizeof(out)), 0);
+    out[strcspn(out, "\n")] = '\0';
+    assert_true(strlen(out) < len);
+    memcpy(buf, out, strlen(out) + 1);
+}
+
+/*
+ * forq wait on several ids: each outcome printed in the order given, the
+ * exit status of the worst one (a failed job: 1), and --json lines.
+ */
+static void
+test_wait_several_ids(void **state)
+{
+    char a[32], b[32], c[32], out[8192];
+    const char *ok[] = {"wait", a, b, NULL};
+    const char *mixed[] = {"wait", a, c, b, NULL};
+    const char *json[] = {"--json", "wait", a, c, NULL};
+    const char *missing[] = {"wait", a, "987654321", NULL};
+    const char *bad_id[] = {"wait", a, "x12", NULL};
+    const char *slow[] = {"wait", a, NULL, "--timeout", "50", NULL};
+    char s[32];
+
+    (void)state;
+    submit_id("upper", "first", a, sizeof(a));
+    submit_id("upper", "second", b, sizeof(b));
+    submit_id("fail", "nope", c, sizeof(c));
+    assert_int_equal(harness_run_cli(ok, NULL, out, sizeof(out)), 0);
+    assert_string_equal(out, "FIRST\nSECOND\n");
+    assert_int_equal(harness_run_cli(mixed, NULL, out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "FIRST\n"));
+    assert_true(strstr(out, "FIRST") < strstr(out, "SECOND"));
+    expect_cli(json, NULL, 1, "\"result\":\"FIRST\"");
+    expect_cli(json, NULL, 1, "\"state\":\"failed\"");
+    expect_cli(missing, NULL, 5, "FIRST");
+    expect_cli(bad_id, NULL, 2, NULL);
+    /* A job that does not finish in time: exit 4, the finished one still printed. */
+    submit_id("sleep", "5000", s, sizeof(s));
+    slow[2] = s;
+    expect_cli(slow, NULL, 4, "FIRST");
+}
+
+/* The token comes from the environment (forqd without auth ignores it). */
+static void
+test_token_from_env(void **state)
+{
+    static const char *const ping[] = {"ping", NULL};
+    char big[400];
+
+    (void)state;
+    setenv("FORQ_TOKEN", "s3cret", 1);
+    expect_cli(ping, NULL, 0, NULL);
+    memset(big, 't', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    setenv("FORQ_TOKEN", big, 1);
+    expect_cli(ping, NULL, 2, NULL); /* over 256 bytes: a usage error */
+    unsetenv("FORQ_TOKEN");
+}
+
 int
 main(void)
 {
@@ -136,6 +202,8 @@ main(void)
         cmocka_unit_test(test_submit_then_wait_status),
         cmocka_unit_test(test_failures_and_exit_codes),
         cmocka_unit_test(test_json_and_stats),
+        cmocka_unit_test(test_wait_several_ids),
+        cmocka_unit_test(test_token_from_env),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
