@@ -110,6 +110,9 @@ int client_callbacks(forq_client *c, struct callbacks **out);
  * otherwise it is copied. Returns 0 or FORQ_ERR_NOMEM (nothing cached).
  */
 int future_settle(forq_future *f, const struct msg_job *job, uint8_t **body, size_t len);
+/* Fill req as the SUBMIT of task and payload with opts (NULL: defaults); req borrows them. */
+void future_submit_request(struct msg_request *req, const char *task, const void *payload,
+                           size_t len, const struct forq_submit_opts *opts);
 /* 1 once the outcome is cached. */
 int future_known(const forq_future *f);
 /* The cached outcome's code (0: succeeded); the future must be known. */

@@ -250,11 +250,31 @@ future_new(forq_client *c, uint64_t id, forq_future **out)
     return 0;
 }
 
+void
+future_submit_request(struct msg_request *req, const char *task, const void *payload,
+                      size_t len, const struct forq_submit_opts *opts)
+{
+    static const struct forq_submit_opts defaults = FORQ_SUBMIT_OPTS_INIT;
+
+    if (opts == NULL)
+        opts = &defaults;
+    memset(req, 0, sizeof(*req));
+    req->op = MSG_OP_SUBMIT;
+    req->u.submit.task = msg_str_c(task);
+    req->u.submit.payload.ptr = payload != NULL ? payload : "";
+    req->u.submit.payload.len = len;
+    req->u.submit.queue = msg_str_c(opts->queue);
+    req->u.submit.priority = opts->priority;
+    req->u.submit.delay_ms = opts->delay_ms;
+    req->u.submit.timeout_ms = opts->timeout_ms;
+    req->u.submit.max_retries = opts->max_retries;
+    req->u.submit.unique_key = msg_str_c(opts->unique_key);
+}
+
 int
 forq_submit(forq_client *c, const char *task, const void *payload, size_t len,
             const struct forq_submit_opts *opts, forq_future **out)
 {
-    static const struct forq_submit_opts defaults = FORQ_SUBMIT_OPTS_INIT;
     struct msg_request req;
     struct client_rpc rpc;
     int r;
@@ -266,19 +286,7 @@ forq_submit(forq_client *c, const char *task, const void *payload, size_t len,
         return client_seterr(FORQ_ERR_INVALID, "submit needs a task name and a payload");
     if ((r = client_check_open(c)) != 0)
         return r;
-    if (opts == NULL)
-        opts = &defaults;
-    memset(&req, 0, sizeof(req));
-    req.op = MSG_OP_SUBMIT;
-    req.u.submit.task = msg_str_c(task);
-    req.u.submit.payload.ptr = payload != NULL ? payload : "";
-    req.u.submit.payload.len = len;
-    req.u.submit.queue = msg_str_c(opts->queue);
-    req.u.submit.priority = opts->priority;
-    req.u.submit.delay_ms = opts->delay_ms;
-    req.u.submit.timeout_ms = opts->timeout_ms;
-    req.u.submit.max_retries = opts->max_retries;
-    req.u.submit.unique_key = msg_str_c(opts->unique_key);
+    future_submit_request(&req, task, payload, len, opts);
     if ((r = client_rpc_run(c, &req, -1, &rpc)) == 0)
         r = future_new(c, rpc.resp.id, out);
     client_rpc_fini(&rpc);

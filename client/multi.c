@@ -209,8 +209,6 @@ multi_slot(struct multi_map *m, size_t input)
 static int
 multi_map_post(struct multi_map *m, struct client_conn *conn, size_t i)
 {
-    static const struct forq_submit_opts defaults = FORQ_SUBMIT_OPTS_INIT;
-    const struct forq_submit_opts *o = m->opts != NULL ? m->opts : &defaults;
     struct multi_slot *s = multi_slot(m, i);
     struct msg_request req;
     msgpack_sbuffer sb;
@@ -224,17 +222,7 @@ multi_map_post(struct multi_map *m, struct client_conn *conn, size_t i)
     }
     if (payload == NULL && len > 0)
         return client_seterr(FORQ_ERR_INVALID, "input %zu: no payload", i);
-    memset(&req, 0, sizeof(req));
-    req.op = MSG_OP_SUBMIT;
-    req.u.submit.task = msg_str_c(m->task);
-    req.u.submit.payload.ptr = payload != NULL ? payload : "";
-    req.u.submit.payload.len = len;
-    req.u.submit.queue = msg_str_c(o->queue);
-    req.u.submit.priority = o->priority;
-    req.u.submit.delay_ms = o->delay_ms;
-    req.u.submit.timeout_ms = o->timeout_ms;
-    req.u.submit.max_retries = o->max_retries;
-    req.u.submit.unique_key = msg_str_c(o->unique_key);
+    future_submit_request(&req, m->task, payload, len, m->opts);
     memset(s, 0, sizeof(*s));
     if ((r = client_encode(m->c, &req, &sb)) == 0) {
         s->call.rid = req.rid;
