@@ -10,7 +10,9 @@
  *          collected, so THREADS is the number of submits in flight; with
  *          `--task sleep --payload 3600000` the workers take the first jobs
  *          and the rest stay queued, which measures the submit path alone
- *          (bench/durable.sh uses it so).
+ *          (bench/durable.sh uses it so);
+ *   map    each thread runs forq_map over its share, 256 jobs in flight:
+ *          pipelined submits, completions through WATCH, results in order.
  * Every result is checked (upper: the payload in upper case; echo: the
  * payload). Latency of a job is from the start of its submit to the moment
  * its result is in hand, or in submit mode to the moment forqd's answer to the
@@ -32,9 +34,9 @@
 
 #define BENCH_BATCH 256
 
-enum bench_mode { BENCH_SEQ, BENCH_BATCH_MODE, BENCH_SUBMIT };
+enum bench_mode { BENCH_SEQ, BENCH_BATCH_MODE, BENCH_SUBMIT, BENCH_MAP };
 
-static const char *const bench_mode_names[] = {"seq", "batch", "submit"};
+static const char *const bench_mode_names[] = {"seq", "batch", "submit", "map"};
 
 struct bench {
     const char *addr;
@@ -174,11 +176,60 @@ bench_run_batch(struct bench_thread *t, char *payloads)
     }
 }
 
+/* forq_map's input: job i's payload, its start time kept for the latency. */
+struct bench_map {
+    struct bench_thread *t;
+    char *payload; /* the current input; BENCH_BATCH more for the checks */
+    uint64_t t0[BENCH_BATCH];
+};
+
+static int
+bench_map_next(void *arg, size_t i, const void **payload, size_t *len)
+{
+    struct bench_map *m = arg;
+
+    if (i >= m->t->jobs)
+        return 0;
+    m->t0[i % BENCH_BATCH] = lat_now_ns();
+    bench_payload(m->t->b, m->payload, m->t->index, i);
+    *payload = m->payload;
+    *len = m->t->b->size;
+    return 1;
+}
+
+static int
+bench_map_done(void *arg, size_t i, int code, const void *result, size_t len, const char *msg)
+{
+    struct bench_map *m = arg;
+    char *expect = m->payload + m->t->b->size;
+
+    bench_payload(m->t->b, expect, m->t->index, i);
+    if (code != 0)
+        bench_error(m->t, "result", msg);
+    else if (!bench_check(m->t->b, expect, result, len))
+        bench_error(m->t, "result", "wrong bytes");
+    else
+        m->t->lat[m->t->nlat++] = lat_now_ns() - m->t0[i % BENCH_BATCH];
+    return 0;
+}
+
+static void
+bench_run_map(struct bench_thread *t, char *payloads)
+{
+    struct bench_map m = {.t = t, .payload = payloads};
+    int r;
+
+    r = forq_map(t->b->client, t->b->task, NULL, BENCH_BATCH, -1, bench_map_next,
+                 bench_map_done, &m);
+    if (r != 0)
+        bench_error(t, "map", forq_errmsg());
+}
+
 static void *
 bench_thread_main(void *arg)
 {
     struct bench_thread *t = arg;
-    size_t n = t->b->mode == BENCH_BATCH_MODE ? BENCH_BATCH : 1;
+    size_t n = t->b->mode == BENCH_BATCH_MODE ? BENCH_BATCH : t->b->mode == BENCH_MAP ? 2 : 1;
     char *payloads = malloc(n * t->b->size + 1);
 
     if (payloads == NULL) {
@@ -189,6 +240,8 @@ bench_thread_main(void *arg)
         bench_run_one_by_one(t, payloads, 1);
     else if (t->b->mode == BENCH_SUBMIT)
         bench_run_one_by_one(t, payloads, 0);
+    else if (t->b->mode == BENCH_MAP)
+        bench_run_map(t, payloads);
     else
         bench_run_batch(t, payloads);
     free(payloads);
@@ -236,7 +289,7 @@ static void
 bench_usage(FILE *fp)
 {
     fputs("usage: forq-bench [-s ADDR] [-n JOBS] [-t THREADS] [--task NAME]\n"
-          "                  [--size BYTES | --payload STR] [--mode seq|batch|submit]\n"
+          "                  [--size BYTES | --payload STR] [--mode seq|batch|submit|map]\n"
           "  -s, --server ADDR  default $FORQ_SERVER, else " FORQ_DEFAULT_ADDR "\n"
           "  -n, --jobs N       jobs in all (default 10000)\n"
           "  -t, --threads N    threads sharing one client (default 4)\n"
@@ -245,7 +298,8 @@ bench_usage(FILE *fp)
           "      --payload STR  this payload for every job instead\n"
           "      --mode MODE    seq: submit + result in a loop; batch: submit up to 256,\n"
           "                     then collect; submit: submit only, never collect, so\n"
-          "                     THREADS submits are in flight (default seq)\n"
+          "                     THREADS submits are in flight; map: forq_map, 256 in\n"
+          "                     flight per thread (default seq)\n"
           "Submit throughput without running the jobs, e.g. with two workers:\n"
           "  forq-bench --mode submit -t 8 --task sleep --payload 3600000\n",
           fp);
@@ -322,7 +376,7 @@ bench_parse(struct bench *b, int argc, char **argv)
             break;
         case 'm':
             if ((b->mode = bench_mode_parse(optarg)) < 0) {
-                fprintf(stderr, "forq-bench: --mode: seq, batch or submit\n");
+                fprintf(stderr, "forq-bench: --mode: seq, batch, submit or map\n");
                 return 2;
             }
             break;
