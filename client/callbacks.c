@@ -53,7 +53,27 @@ callbacks_run(struct callbacks_item *it)
     free(it);
 }
 
-/* Move what was added into the waitset. Items that cannot be kept run at once. */
+/* Room in by_idx for any index the waitset may hand out on its next add. */
+static int
+callbacks_reserve(struct callbacks *cbs)
+{
+    size_t cap = cbs->ws.cap ? cbs->ws.cap * 2 : 64;
+    struct callbacks_item **p;
+
+    if (cbs->by_cap >= cap)
+        return 0;
+    if ((p = realloc(cbs->by_idx, cap * sizeof(*p))) == NULL)
+        return FORQ_ERR_NOMEM;
+    memset(p + cbs->by_cap, 0, (cap - cbs->by_cap) * sizeof(*p));
+    cbs->by_idx = p;
+    cbs->by_cap = cap;
+    return 0;
+}
+
+/*
+ * Move what was added into the waitset. An item that cannot be kept (no
+ * memory) runs at once, its future not done: it is never dropped.
+ */
 static void
 callbacks_take_adds(struct callbacks *cbs, struct callbacks_item *list)
 {
@@ -63,25 +83,55 @@ callbacks_take_adds(struct callbacks *cbs, struct callbacks_item *list)
     while ((it = list) != NULL) {
         list = it->next;
         it->next = NULL;
-        if (waitset_add(&cbs->ws, it->f, &idx) != 0) {
-            callbacks_run(it); /* out of memory: the future is not done; say so now */
+        if (callbacks_reserve(cbs) != 0 || waitset_add(&cbs->ws, it->f, &idx) != 0) {
+            callbacks_run(it);
             continue;
-        }
-        if (idx >= cbs->by_cap) {
-            size_t cap = (idx + 1) * 2;
-            struct callbacks_item **p = realloc(cbs->by_idx, cap * sizeof(*p));
-
-            if (p == NULL) {
-                waitset_remove(&cbs->ws, idx);
-                callbacks_run(it);
-                continue;
-            }
-            memset(p + cbs->by_cap, 0, (cap - cbs->by_cap) * sizeof(*p));
-            cbs->by_idx = p;
-            cbs->by_cap = cap;
         }
         cbs->by_idx[idx] = it;
     }
+}
+
+/* Run the callback of entry idx (reported by the waitset) and forget the entry. */
+static void
+callbacks_run_idx(struct callbacks *cbs, size_t idx)
+{
+    struct callbacks_item *it = cbs->by_idx[idx];
+
+    cbs->by_idx[idx] = NULL;
+    waitset_remove(&cbs->ws, idx);
+    if (it != NULL)
+        callbacks_run(it);
+}
+
+/*
+ * Run every callback still waiting (stop, or a permanent error): first those
+ * whose jobs are done, then the others, their futures not done. The ready
+ * ring is emptied first, so no index in it outlives its entry.
+ */
+static void
+callbacks_run_pending(struct callbacks *cbs)
+{
+    size_t idx;
+
+    while (waitset_pop_ready(&cbs->ws, &idx))
+        callbacks_run_idx(cbs, idx);
+    for (size_t i = 0; i < cbs->by_cap; i++) {
+        if (cbs->by_idx[i] != NULL) {
+            struct callbacks_item *it = cbs->by_idx[i];
+
+            cbs->by_idx[i] = NULL;
+            waitset_remove(&cbs->ws, i);
+            callbacks_run(it);
+        }
+    }
+}
+
+/* Is a waitset error worth retrying (a lost connection, a limit, memory)? */
+static int
+callbacks_transient(int r)
+{
+    return r == FORQ_ERR_DISCONNECTED || r == FORQ_ERR_NOMEM || r == FORQ_ERR_LIMIT ||
+           r == FORQ_ERR_TIMEOUT || r == FORQ_ERR_SHUTDOWN || r == FORQ_ERR_SYSTEM;
 }
 
 static void
@@ -104,15 +154,7 @@ callbacks_drain(struct callbacks *cbs)
     cbs->adds = NULL;
     pthread_mutex_unlock(&cbs->mu);
     callbacks_take_adds(cbs, list);
-    for (size_t i = 0; i < cbs->by_cap; i++) {
-        if (cbs->by_idx[i] != NULL) {
-            struct callbacks_item *it = cbs->by_idx[i];
-
-            cbs->by_idx[i] = NULL;
-            waitset_remove(&cbs->ws, i);
-            callbacks_run(it);
-        }
-    }
+    callbacks_run_pending(cbs);
 }
 
 static void *
@@ -120,7 +162,7 @@ callbacks_main(void *arg)
 {
     struct callbacks *cbs = arg;
     forq_client *c = cbs->c;
-    struct callbacks_item *list, *it;
+    struct callbacks_item *list;
     int64_t backoff = CALLBACKS_BACKOFF_MIN_MS;
     size_t idx;
     int stop, r;
@@ -136,13 +178,13 @@ callbacks_main(void *arg)
             break;
         r = waitset_next(&cbs->ws, -1, &idx);
         if (r == 0) {
-            it = cbs->by_idx[idx];
-            cbs->by_idx[idx] = NULL;
-            waitset_remove(&cbs->ws, idx);
-            callbacks_run(it);
+            callbacks_run_idx(cbs, idx);
             backoff = CALLBACKS_BACKOFF_MIN_MS;
         } else if (r == FORQ_ERR_INVALID) {
             break; /* the client is closed */
+        } else if (r != WAITSET_WOKEN && !callbacks_transient(r)) {
+            /* The server refuses to watch (too old, a bad frame...): retrying won't help. */
+            callbacks_run_pending(cbs);
         } else if (r != WAITSET_WOKEN) {
             /* Lost connection (or no memory): watch again a little later. */
             callbacks_sleep_ms(backoff);

@@ -1042,6 +1042,12 @@ conn_is_dead(struct client_conn *conn)
     return atomic_load(&conn->dead);
 }
 
+uint64_t
+conn_max_frame(const struct client_conn *conn)
+{
+    return conn->max_frame;
+}
+
 void
 conn_set_max_frame(struct client_conn *conn, uint64_t max_frame)
 {

@@ -86,6 +86,9 @@ void conn_stop(struct client_conn *conn, const char *why);
 /* 1 once the connection has died. */
 int conn_is_dead(struct client_conn *conn);
 
+/* The server's max_frame (UINT32_MAX until HELLO said). */
+uint64_t conn_max_frame(const struct client_conn *conn);
+
 /* Record the server's max_frame (from HELLO); 0 leaves the defaults. */
 void conn_set_max_frame(struct client_conn *conn, uint64_t max_frame);
 

@@ -306,6 +306,12 @@ forq_future_from_id(forq_client *c, uint64_t id, forq_future **out)
     return future_new(c, id, out);
 }
 
+int
+forq_future_for_id(forq_client *c, uint64_t id, forq_future **out)
+{
+    return forq_future_from_id(c, id, out);
+}
+
 uint64_t
 forq_future_id(const forq_future *f)
 {

@@ -64,12 +64,12 @@ forq_wait(forq_future *const *fs, size_t n, int mode, int64_t timeout_ms, uint8_
     uint8_t *mark;
     int r;
 
-    if (done != NULL && n > 0)
+    if (n == 0)
+        return 0;
+    if (done != NULL)
         memset(done, 0, n);
     if (mode < FORQ_ALL_COMPLETED || mode > FORQ_FIRST_EXCEPTION)
         return client_seterr(FORQ_ERR_INVALID, "unknown wait mode %d", mode);
-    if (n == 0)
-        return 0;
     if (fs == NULL)
         return client_seterr(FORQ_ERR_INVALID, "no futures");
     if ((mark = done) == NULL && (mark = calloc(n, 1)) == NULL)
@@ -87,6 +87,9 @@ forq_wait(forq_future *const *fs, size_t n, int mode, int64_t timeout_ms, uint8_
     }
     if (r == WAITSET_EMPTY)
         r = 0;
+    /* The condition may hold with more futures done than were counted. */
+    while (waitset_pop_ready(&ws, &idx))
+        mark[idx] = 1;
 fini:
     waitset_fini(&ws);
 out:
@@ -349,6 +352,8 @@ multi_map_run(struct multi_map *m)
             return r;
         if (m->head == m->tail && !m->more)
             return 0;
+        if (m->more && m->tail - m->head < m->w)
+            continue; /* handing back made room: fill it before waiting */
         if ((r = waitset_next(&m->ws, m->deadline, &idx)) != 0)
             return r == WAITSET_EMPTY ? client_seterr(FORQ_ERR_PROTOCOL, "lost track of a job")
                                       : r;

@@ -258,7 +258,7 @@ waitset_arm_client(struct waitset *ws, forq_client *c, uint64_t *ids, int64_t ti
     struct waitset_stream *st;
     struct msg_request req;
     msgpack_sbuffer sb;
-    size_t i, nids = 0;
+    size_t i, nids = 0, max;
     int r;
 
     if (ws->nstreams == ws->streams_cap) {
@@ -272,15 +272,18 @@ waitset_arm_client(struct waitset *ws, forq_client *c, uint64_t *ids, int64_t ti
     }
     if ((st = calloc(1, sizeof(*st))) == NULL)
         return client_seterr(FORQ_ERR_NOMEM, "out of memory");
-    for (i = 0; i < ws->cap && nids < MSG_WATCH_MAX; i++) {
+    if ((r = client_conn_get(c, &st->conn)) != 0) {
+        free(st);
+        return r;
+    }
+    /* An id takes at most 9 bytes on the wire: stay within the server's frame. */
+    max = (conn_max_frame(st->conn) - 64) / 9;
+    max = max > MSG_WATCH_MAX ? MSG_WATCH_MAX : max < 1 ? 1 : max;
+    for (i = 0; i < ws->cap && nids < max; i++) {
         struct waitset_entry *e = &ws->e[i];
 
         if (e->state == WS_PENDING && e->stream < 0 && future_client(e->f) == c)
             ids[nids++] = e->id;
-    }
-    if ((r = client_conn_get(c, &st->conn)) != 0) {
-        free(st);
-        return r;
     }
     memset(&req, 0, sizeof(req));
     req.op = MSG_OP_WATCH;
@@ -303,7 +306,7 @@ waitset_arm_client(struct waitset *ws, forq_client *c, uint64_t *ids, int64_t ti
         return r;
     }
     /* Mark what this stream covers: the same scan, the same first nids entries. */
-    for (i = 0, nids = 0; i < ws->cap && nids < MSG_WATCH_MAX; i++) {
+    for (i = 0, nids = 0; i < ws->cap && nids < max; i++) {
         struct waitset_entry *e = &ws->e[i];
 
         if (e->state == WS_PENDING && e->stream < 0 && future_client(e->f) == c) {
@@ -381,10 +384,14 @@ waitset_on_frame(struct waitset *ws, size_t si, struct conn_frame *fr)
     struct msg_response resp;
     int r;
 
-    if (fr->err != 0) { /* the connection died: the call is already unposted */
+    if (fr->err == FORQ_ERR_DISCONNECTED) { /* the call is already unposted */
         r = conn_seterr_why(ws->streams[si]->conn, fr->err);
         waitset_stream_close(ws, si, 0);
         return r;
+    }
+    if (fr->err != 0) { /* no memory for a frame: the server's watch goes on; end it */
+        waitset_stream_close(ws, si, 1);
+        return client_seterr(fr->err, "out of memory reading WATCH events");
     }
     r = msg_decode_response(&ws->dec, MSG_OP_WATCH, fr->body, fr->len, &resp);
     if (r != 0) {
@@ -450,6 +457,17 @@ waitset_wake(struct waitset *ws)
 }
 
 int
+waitset_pop_ready(struct waitset *ws, size_t *idx)
+{
+    if (ws->ready_len == 0)
+        return 0;
+    *idx = ws->ready[ws->ready_head];
+    ws->ready_head = (ws->ready_head + 1) % ws->ready_cap;
+    ws->ready_len--;
+    return 1;
+}
+
+int
 waitset_next(struct waitset *ws, int64_t deadline, size_t *idx)
 {
     struct conn_frame *fr;
@@ -457,12 +475,8 @@ waitset_next(struct waitset *ws, int64_t deadline, size_t *idx)
     int r;
 
     for (;;) {
-        if (ws->ready_len > 0) {
-            *idx = ws->ready[ws->ready_head];
-            ws->ready_head = (ws->ready_head + 1) % ws->ready_cap;
-            ws->ready_len--;
+        if (waitset_pop_ready(ws, idx))
             return 0;
-        }
         if ((r = waitset_arm(ws, deadline)) != 0)
             return r;
         if (ws->nstreams == 0 && ws->unarmed == 0 && !ws->idle_wait) {

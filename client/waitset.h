@@ -78,6 +78,9 @@ int waitset_failed(const struct waitset *ws, size_t idx);
  */
 int waitset_next(struct waitset *ws, int64_t deadline, size_t *idx);
 
+/* Take an entry that is done and not reported yet, without waiting: 1 with *idx, or 0. */
+int waitset_pop_ready(struct waitset *ws, size_t *idx);
+
 /* Make a waitset_next() in progress (or the next one) return WAITSET_WOKEN. */
 int waitset_wake(struct waitset *ws);
 

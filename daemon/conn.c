@@ -83,15 +83,13 @@ static void
 conn_drop_waits(struct conn *c)
 {
     struct jobs_waiter *w;
-    size_t n;
 
     while ((w = LIST_FIRST(&c->waiters)) != NULL) {
         LIST_REMOVE(w, owner_link);
         jobs_wait_cancel(w);
         c->inflight--;
     }
-    n = watch_drop_all(c);
-    c->inflight -= n < c->inflight ? n : c->inflight;
+    watch_drop_all(c);
 }
 
 /* Process as many whole frames as the input holds, within the in-flight limit. */
@@ -157,9 +155,12 @@ conn_write_cb(struct bufferevent *bev, void *arg)
     struct conn *c = arg;
 
     /* Called when the output has drained to the low-water mark (see conn_new). */
-    if (c->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+    if (c->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
         server_reap_later(c->srv, c);
-    else
+        return;
+    }
+    watch_flush_all(c);
+    if (!c->closing)
         conn_maybe_resume(c);
 }
 
@@ -262,6 +263,18 @@ conn_answered(struct conn *c)
     if (c->inflight > 0)
         c->inflight--;
     conn_maybe_resume(c);
+}
+
+void
+conn_request_done(struct conn *c)
+{
+    conn_answered(c);
+}
+
+int
+conn_out_full(const struct conn *c)
+{
+    return conn_out_len(c) >= conn_out_high(c);
 }
 
 /* Move the encoded frame from the scratch buffer to the connection. */

@@ -37,6 +37,8 @@ struct conn {
     int reaped;              /* on the server's reap list */
     LIST_HEAD(, jobs_waiter) waiters; /* WAITs parked for this connection */
     struct watch_list watches;        /* its WATCHes (watch.c) */
+    size_t watched;                   /* ids those watch, in all */
+    int watches_blocked;              /* a watch held events back: output was full */
     TAILQ_ENTRY(conn) link;
 };
 
@@ -66,6 +68,15 @@ void conn_reply(struct conn *c, int op, const struct msg_response *resp);
  * watches are withdrawn).
  */
 int conn_event(struct conn *c, int op, const struct msg_response *resp);
+
+/*
+ * A request gives its slot back without being answered yet (a WATCH, once
+ * started: its frames come through conn_event).
+ */
+void conn_request_done(struct conn *c);
+
+/* 1 when the output is at its high-water mark: hold back what can wait (WATCH events). */
+int conn_out_full(const struct conn *c);
 
 /* Answer one request with {rid, err: {code, msg}} (msg NULL: the code's text). */
 void conn_reply_err(struct conn *c, uint64_t rid, int code, const char *msg);

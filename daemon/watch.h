@@ -7,9 +7,10 @@
  * being watched) as soon as that job is settled, then one last frame: ok once
  * every id has been reported, `timeout` when its time limit passes first, or
  * ok after an UNWATCH. It parks one jobs_waiter per unfinished id and asks the
- * store for ids that are no longer in memory. The watch belongs to its
- * connection and dies with it; it counts as one request in flight until its
- * last frame.
+ * store for ids that are no longer in memory. Events are sent only while the
+ * connection's output has room (watch_flush_all resumes them). The watch
+ * belongs to its connection and dies with it; it gives its request slot back
+ * once started (see watch.c for what bounds watches instead).
  */
 #ifndef FORQ_WATCH_H
 #define FORQ_WATCH_H
@@ -32,15 +33,16 @@ void watch_start(struct conn *c, const struct msg_request *req);
 void watch_unwatch(struct conn *c, const struct msg_request *req);
 
 /*
- * A job of a watch read back from the store (ops_found for a WATCH origin):
- * job is NULL when there is no such id. Dropped when the watch is over.
+ * A job of a watch read back from the store (ops_found for a WATCH origin;
+ * the origin's rid is the watch's serial): job is NULL when there is no such
+ * id. Dropped when the watch is over.
  */
-void watch_found(struct conn *c, uint64_t rid, uint64_t id, const struct msg_job *job);
+void watch_found(struct conn *c, uint64_t serial, uint64_t id, const struct msg_job *job);
 
-/*
- * The connection is going away: free its watches without answering. Returns
- * how many there were (each was a request in flight).
- */
-size_t watch_drop_all(struct conn *c);
+/* The connection's output has drained: send what the watches have waiting. */
+void watch_flush_all(struct conn *c);
+
+/* The connection is going away: free its watches without answering. */
+void watch_drop_all(struct conn *c);
 
 #endif /* FORQ_WATCH_H */

@@ -128,7 +128,8 @@ struct forq_connect_opts {
 /*
  * forq_connect() with options (opts NULL: the defaults). Same returns, plus
  * FORQ_ERR_INVALID for a token that is too long, and FORQ_ERR_AUTH when the
- * server refuses the token.
+ * server refuses the token. (A later reconnect that fails, for whatever
+ * reason, shows as FORQ_ERR_DISCONNECTED with the reason in forq_errmsg().)
  */
 FORQ_API int forq_connect_opts(const char *addr, const struct forq_connect_opts *opts,
                                forq_client **out);
@@ -137,6 +138,10 @@ FORQ_API int forq_connect_opts(const char *addr, const struct forq_connect_opts 
  * Close the connection. Calls in progress on other threads fail promptly with
  * FORQ_ERR_DISCONNECTED; later calls on the client fail with FORQ_ERR_INVALID.
  * Futures stay valid (and keep what they already resolved) until freed.
+ * If done callbacks were added, this waits for the callback thread to stop:
+ * the callback running now and every pending one (called with its future not
+ * done) run first, so do not call it while holding a lock a callback takes.
+ * Called from a callback, it does not wait.
  */
 FORQ_API void forq_client_close(forq_client *c);
 
@@ -186,6 +191,8 @@ FORQ_API int forq_submit(forq_client *c, const char *task, const void *payload, 
  * request is made; an unknown id shows up as FORQ_ERR_NOT_FOUND on first use.
  */
 FORQ_API int forq_future_from_id(forq_client *c, uint64_t id, forq_future **out);
+/* The same call under the name the design notes use. */
+FORQ_API int forq_future_for_id(forq_client *c, uint64_t id, forq_future **out);
 
 /* The job id. Never fails. */
 FORQ_API uint64_t forq_future_id(const forq_future *f);
@@ -238,10 +245,14 @@ FORQ_API int forq_future_cancelled(forq_future *f);
 
 /*
  * Called once per forq_future_add_done_callback(). f is the future the
- * callback was added to; forq_future_result(f, 0, ...) gives the outcome
- * without a request. If the client was closed before the job finished, the
- * callback is still called once, with f not done (forq_future_done() then
- * returns FORQ_ERR_INVALID), so that arg can always be released.
+ * callback was added to; when the job has finished, forq_future_result(f, 0,
+ * ...) gives the outcome without a request. The callback is also called once,
+ * with f not done, when the outcome can no longer be learnt through the
+ * callback thread: the client was closed first (forq_future_done() then
+ * returns FORQ_ERR_INVALID), the server cannot report on the id
+ * (forq_future_result() asks again and returns e.g. FORQ_ERR_NOT_FOUND), the
+ * server refuses to watch (an old forqd), or memory ran out. So arg can
+ * always be released in the callback.
  */
 typedef void (*forq_done_fn)(forq_future *f, void *arg);
 
@@ -340,7 +351,9 @@ FORQ_API void forq_as_completed_free(forq_as_completed *it);
  *
  * Outcomes are pushed, in input order: done(arg, i, code, result, len, errmsg)
  * with code 0 and the result bytes, or the job's FORQ_ERR_* and its message
- * (result NULL). The bytes are valid during the call only. done returns 0 to
+ * (result NULL); for a job the server could not report on, the code is the
+ * server's (FORQ_ERR_NOT_FOUND, FORQ_ERR_STORAGE). The bytes are valid during
+ * the call only. done returns 0 to
  * go on or a negative code to stop the map with that code.
  *
  * timeout_ms bounds the whole map (measured from the call). Submissions are

@@ -181,7 +181,7 @@ test_future_from_id_second_client(void **state)
     forq_client *c2 = NULL;
 
     assert_int_equal(forq_connect(x->h.unix_addr, &c2), 0);
-    assert_int_equal(forq_future_from_id(c2, forq_future_id(f), &g), 0);
+    assert_int_equal(forq_future_for_id(c2, forq_future_id(f), &g), 0);
     assert_true(forq_future_id(g) == forq_future_id(f));
     expect_result(g, "SHARED");
     expect_result(f, "SHARED");
@@ -391,6 +391,64 @@ test_wait_first_exception(void **state)
     restart_daemon(x);
 }
 
+/* When the condition holds, done[] still marks every future known to be done. */
+static void
+test_wait_reports_every_done_future(void **state)
+{
+    struct harness_fixture *x = *state;
+    forq_future *f[3];
+    uint8_t done[3];
+
+    f[0] = submit(x->c, "upper", "a");
+    f[1] = submit(x->c, "upper", "b");
+    f[2] = submit(x->c, "fail", "c");
+    for (int i = 0; i < 3; i++)
+        (void)forq_future_result(f[i], HARNESS_GUARD_MS, NULL, NULL);
+    assert_int_equal(forq_wait(f, 3, FORQ_FIRST_COMPLETED, 0, done), 0);
+    assert_int_equal(done[0] + done[1] + done[2], 3);
+    assert_int_equal(forq_wait(f, 3, FORQ_FIRST_EXCEPTION, 0, done), 0);
+    assert_int_equal(done[0] + done[1] + done[2], 3);
+    for (int i = 0; i < 3; i++)
+        forq_future_free(f[i]);
+}
+
+/*
+ * A poll (timeout 0) on jobs whose results are only in the store (the result
+ * cache holds none): the server reads them back before it answers timeout,
+ * so every finished one is reported.
+ */
+static void
+test_wait_poll_sees_results_only_on_disk(void **state)
+{
+    static const char *const args[] = {"--workers=2", "--result-cache=0", NULL};
+    struct harness h;
+    forq_client *c = NULL;
+    forq_future *f[4], *g[5];
+    uint8_t done[5];
+
+    (void)state;
+    assert_int_equal(harness_start(&h, args), 0);
+    assert_int_equal(forq_connect(h.addr, &c), 0);
+    for (int i = 0; i < 4; i++) {
+        f[i] = submit(c, "upper", "disk");
+        (void)forq_future_result(f[i], HARNESS_GUARD_MS, NULL, NULL);
+        assert_int_equal(forq_future_for_id(c, forq_future_id(f[i]), &g[i]), 0);
+    }
+    g[4] = submit(c, "sleep", LONG_SLEEP);
+    assert_int_equal(forq_wait(g, 5, FORQ_ALL_COMPLETED, 0, done), FORQ_ERR_TIMEOUT);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(done[i], 1);
+    assert_int_equal(done[4], 0);
+    expect_result(g[3], "DISK");
+    for (int i = 0; i < 4; i++) {
+        forq_future_free(f[i]);
+        forq_future_free(g[i]);
+    }
+    forq_future_free(g[4]);
+    forq_client_free(c);
+    assert_int_equal(harness_stop(&h), 0);
+}
+
 static void
 test_as_completed_over_1000(void **state)
 {
@@ -518,6 +576,65 @@ test_map_in_order_with_a_bounded_window(void **state)
     assert_int_equal(m.pushed, MANY);
     assert_true(m.max_gap <= m.window);
     assert_true(m.max_gap > 1); /* it did pipeline */
+}
+
+/* forq_map's input with per-input tasks: sleep payloads (ms), results are the same bytes. */
+struct map_sleep {
+    const char *const *ms;
+    size_t n, pushed;
+    int bad;
+};
+
+static int
+map_sleep_next(void *arg, size_t i, const void **payload, size_t *len)
+{
+    struct map_sleep *m = arg;
+
+    if (i >= m->n)
+        return 0;
+    *payload = m->ms[i];
+    *len = strlen(m->ms[i]);
+    return 1;
+}
+
+static int
+map_sleep_done(void *arg, size_t i, int code, const void *result, size_t len, const char *errmsg)
+{
+    struct map_sleep *m = arg;
+
+    (void)result;
+    (void)len;
+    (void)errmsg;
+    m->bad += i != m->pushed || code != 0;
+    m->pushed++;
+    return 0;
+}
+
+/*
+ * The window drains completely (a window of 1; a first job that finishes
+ * last): the map must top it up again, not stop.
+ */
+static void
+test_map_window_that_drains(void **state)
+{
+    static const char *const ms[] = {"300", "1", "1", "1", "1"};
+    struct harness_fixture *x = *state;
+    struct map_ctx m = {.n = 5, .stop_at = SIZE_MAX, .window = 1};
+    struct map_sleep sl = {ms, 5, 0, 0};
+
+    assert_int_equal(forq_map(x->c, "upper", NULL, 1, HARNESS_GUARD_MS, map_next, map_done, &m),
+                     0);
+    assert_int_equal(m.pushed, 5);
+    assert_int_equal(m.bad, 0);
+    assert_int_equal(m.max_gap, 1);
+    for (size_t w = 2; w <= 5; w++) {
+        sl.pushed = 0;
+        assert_int_equal(forq_map(x->c, "sleep", NULL, w, HARNESS_GUARD_MS, map_sleep_next,
+                                  map_sleep_done, &sl),
+                         0);
+        assert_int_equal(sl.pushed, 5);
+        assert_int_equal(sl.bad, 0);
+    }
 }
 
 static void
@@ -659,7 +776,10 @@ main(void)
         cmocka_unit_test(test_as_completed_over_1000),
         cmocka_unit_test(test_as_completed_timeout),
         cmocka_unit_test(test_map_in_order_with_a_bounded_window),
+        cmocka_unit_test(test_map_window_that_drains),
         cmocka_unit_test(test_map_failures_and_stops),
+        cmocka_unit_test(test_wait_reports_every_done_future),
+        cmocka_unit_test(test_wait_poll_sees_results_only_on_disk),
         cmocka_unit_test(test_disconnect_in_the_middle_of_a_wait),
         cmocka_unit_test(test_connect_opts),
     };

@@ -223,12 +223,95 @@ test_unread_answers_pause_the_reader(void **state)
     free(big);
 }
 
+/* forqd's resident memory in KiB, from /proc. */
+static long
+daemon_rss_kib(const struct harness *h)
+{
+    char path[64], line[256];
+    long kib = -1;
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)h->pid);
+    if ((fp = fopen(path, "r")) == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), fp) != NULL)
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    fclose(fp);
+    return kib;
+}
+
+/*
+ * One WATCH naming a large result WATCHED times, from a client that does not
+ * read: forqd holds the events back at the output's high-water mark instead
+ * of queueing WATCHED results (256 MB), serves others meanwhile, and sends
+ * every event once the client reads.
+ */
+#define WATCHED 1000
+static void
+test_unread_watch_events_are_held_back(void **state)
+{
+    struct harness_fixture *x = *state;
+    static uint64_t ids[WATCHED];
+    struct msg_request req = {.op = MSG_OP_WATCH, .rid = 7};
+    struct msg_decoder d;
+    struct msg_response resp;
+    char *big = malloc(BIG_RESULT);
+    forq_future *f;
+    uint8_t *buf;
+    size_t len;
+    long rss;
+    int fd, events = 0;
+
+    if (x->h.pid == 0)
+        skip(); /* FORQ_TEST_ADDR: no pid to look at */
+    assert_non_null(big);
+    memset(big, 'w', BIG_RESULT);
+    f = submit_to(x->c, "echo", big, BIG_RESULT, "watch-big", 0);
+    assert_int_equal(forq_future_result(f, HARNESS_GUARD_MS, NULL, NULL), 0);
+    for (int i = 0; i < WATCHED; i++)
+        ids[i] = forq_future_id(f);
+    req.u.watch.ids = ids;
+    req.u.watch.nids = WATCHED;
+    req.u.watch.timeout_ms = -1;
+    assert_int_equal(msg_decoder_init(&d), 0);
+    assert_true((fd = harness_connect(&x->h)) >= 0);
+    assert_int_equal(harness_send_request(fd, &req), 0);
+    /* The first event proves the watch has been taken in ... */
+    assert_int_equal(harness_recv_frame(fd, &buf, &len), 0);
+    free(buf);
+    events++;
+    /* ... yet forqd has not queued the rest (without flow control: ~270 MB). */
+    assert_int_equal(forq_ping(x->c), 0);
+    rss = daemon_rss_kib(&x->h);
+    assert_true(rss > 0);
+    if (rss > 100 * 1024)
+        fail_msg("forqd holds %ld KiB with the events unread", rss);
+    /* Reading releases every event, then the last frame. */
+    for (;;) {
+        assert_int_equal(harness_recv_frame(fd, &buf, &len), 0);
+        assert_int_equal(msg_decode_response(&d, MSG_OP_WATCH, buf, len, &resp), 0);
+        assert_int_equal(resp.rid, 7);
+        free(buf);
+        if (!resp.more)
+            break;
+        events++;
+    }
+    assert_int_equal(resp.err.code, 0);
+    assert_int_equal(events, WATCHED);
+    close(fd);
+    msg_decoder_fini(&d);
+    forq_future_free(f);
+    free(big);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_queue_full),
         cmocka_unit_test(test_unread_answers_pause_the_reader),
+        cmocka_unit_test(test_unread_watch_events_are_held_back),
         cmocka_unit_test(test_connection_limit),
         cmocka_unit_test(test_too_many_queues),
     };

@@ -642,6 +642,56 @@ test_watch_events_and_unwatch(void **state)
     expect_result(c, "upper", "still", "STILL"); /* the others are served */
 }
 
+/*
+ * Open watches do not hold request slots: with --max-inflight=4, ten watches
+ * on a job that will not finish leave the connection readable (a PING behind
+ * them is answered), and UNWATCH ends each.
+ */
+static void
+test_many_watches_keep_the_connection_open(void **state)
+{
+    static const char *const args[] = {"--workers=1", "--max-inflight=4", NULL};
+    struct ctx *c = *state;
+    struct harness h;
+    struct msg_request req = {.op = MSG_OP_WATCH};
+    struct msg_response resp;
+    uint64_t id;
+    uint8_t *buf;
+    int fd;
+
+    assert_int_equal(harness_start(&h, args), 0);
+    assert_true((fd = harness_connect(&h)) >= 0);
+    id = submit(c, fd, "sleep", "600000", 0);
+    req.u.watch.ids = &id;
+    req.u.watch.nids = 1;
+    req.u.watch.timeout_ms = -1;
+    for (uint64_t i = 0; i < 10; i++) {
+        req.rid = 500 + i;
+        assert_int_equal(harness_send_request(fd, &req), 0);
+    }
+    memset(&req, 0, sizeof(req));
+    req.op = MSG_OP_PING;
+    req.rid = 600;
+    assert_int_equal(harness_call(fd, &c->d, &req, &resp, &buf), 0);
+    assert_true(resp.rid == 600);
+    free(buf);
+    for (uint64_t i = 0; i < 10; i++) {
+        memset(&req, 0, sizeof(req));
+        req.op = MSG_OP_UNWATCH;
+        req.rid = 700 + i;
+        req.u.unwatch.watch = 500 + i;
+        assert_int_equal(harness_send_request(fd, &req), 0);
+        recv_watch(c, fd, 500 + i, &resp, &buf);
+        assert_int_equal(resp.more, 0);
+        free(buf);
+        recv_watch(c, fd, 700 + i, &resp, &buf);
+        assert_int_equal(resp.err.code, 0);
+        free(buf);
+    }
+    close(fd);
+    assert_int_equal(harness_stop(&h), 0);
+}
+
 static void
 test_watch_bad_requests(void **state)
 {
@@ -697,6 +747,7 @@ main(void)
         cmocka_unit_test(test_bad_requests_keep_connection),
         cmocka_unit_test(test_watch_events_and_unwatch),
         cmocka_unit_test(test_watch_bad_requests),
+        cmocka_unit_test(test_many_watches_keep_the_connection_open),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
