@@ -45,7 +45,7 @@ struct watch {
     uint64_t serial;     /* names the watch in store lookups */
     size_t total;        /* ids asked for */
     size_t left;         /* ids not reported yet */
-    uint64_t *todo;      /* ids to report (settled, or to look up), total at most */
+    uint64_t *todo;      /* ids to report (settled, or to look up): todo[head..len), len <= total */
     size_t todo_head, todo_len;
     size_t lookups;      /* store lookups in flight */
     int timed_out;       /* the timer fired: end once todo and lookups are done */
@@ -154,10 +154,20 @@ watch_report_unstored(struct watch *w, const struct job *job)
     return watch_report_err(w, job->id, FORQ_ERR_STORAGE, why);
 }
 
+/*
+ * Put id on the todo list. At most total ids are on it at once: each id is
+ * there, parked, or reported. (An id may come back: one that was not visible
+ * yet at the start and is parked by watch_flush returns when it settles.)
+ */
 static void
 watch_todo(struct watch *w, uint64_t id)
 {
-    w->todo[w->todo_len++] = id; /* each id goes on the list once: room for total */
+    if (w->todo_len == w->total) {
+        memmove(w->todo, w->todo + w->todo_head, (w->todo_len - w->todo_head) * sizeof(*w->todo));
+        w->todo_len -= w->todo_head;
+        w->todo_head = 0;
+    }
+    w->todo[w->todo_len++] = id;
 }
 
 /* A parked wait ended: the job is settled, or its outcome could not be stored. */
