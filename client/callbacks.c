@@ -36,7 +36,6 @@ struct callbacks {
     forq_client *c; /* the thread's reference */
     pthread_mutex_t mu;
     pthread_t thread;
-    int detached;
     struct callbacks_item *adds; /* under mu: added, not yet watched */
     int stopping;                /* under mu */
     struct waitset ws;           /* the thread's (waitset_wake from anywhere) */
@@ -272,7 +271,6 @@ callbacks_stop(struct callbacks *cbs)
     (void)waitset_wake(&cbs->ws);
     if (pthread_equal(pthread_self(), cbs->thread)) {
         pthread_detach(cbs->thread);
-        cbs->detached = 1;
         return;
     }
     pthread_join(cbs->thread, NULL);

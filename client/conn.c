@@ -8,7 +8,10 @@
  * stack) in the pending table and either sends its frame itself with one
  * non-blocking send() (when the output queue is empty and nobody else is
  * sending) or queues it for the I/O thread. It then sleeps on the call's own
- * condition variable, so an answer wakes exactly one thread.
+ * condition variable, so an answer wakes exactly one thread. A call may also
+ * be posted (conn_post): its frames are then queued into an inbox that one
+ * consumer waits on, and a stream call stays registered for every frame of
+ * its rid (WATCH) until it is unposted.
  *
  * Lock rules.
  *  - conn->mu guards the pending table, the output queue and the flags of a
@@ -51,11 +54,6 @@
 #define CLIENT_KEEPALIVE_IDLE  60 /* s of silence before TCP keepalive probes */
 #define CLIENT_KEEPALIVE_INTVL 10 /* s between probes; 3 unanswered = dead */
 
-/*
- * A request in flight is a struct conn_call (conn.h): synchronous ones live on
- * the calling thread's stack and are woken through their cond; posted ones
- * deliver into an inbox.
- */
 /* Output not yet sent: one frame, or what is left of it. */
 struct client_chunk {
     struct client_chunk *next;

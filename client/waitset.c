@@ -145,7 +145,6 @@ waitset_add(struct waitset *ws, forq_future *f, size_t *idx)
     k = waitset_bucket(ws, e->id);
     e->next = ws->buckets[k] ? ws->buckets[k] - 1 : WAITSET_NONE;
     ws->buckets[k] = (uint32_t)i + 1;
-    ws->n++;
     ws->unarmed++;
     if (future_known(f))
         waitset_resolve(ws, i, WS_DONE);
@@ -174,7 +173,6 @@ waitset_remove(struct waitset *ws, size_t idx)
     e->f = NULL;
     e->next = ws->free_head;
     ws->free_head = (uint32_t)idx;
-    ws->n--;
 }
 
 forq_future *

@@ -28,7 +28,7 @@ struct waitset {
     struct conn_inbox ib;
     struct msg_decoder dec;
     struct waitset_entry *e; /* entries; free ones chained from free_head */
-    size_t n, cap;           /* entries in use, allocated */
+    size_t cap;              /* entries allocated */
     uint32_t free_head;
     uint32_t *buckets; /* id hash -> first entry index + 1 (0: none) */
     size_t nbuckets;

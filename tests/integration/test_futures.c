@@ -506,9 +506,20 @@ test_as_completed_timeout(void **state)
     assert_ptr_equal(g, f[0]);
     assert_int_equal(forq_as_completed_next(it, &g), FORQ_ERR_TIMEOUT);
     assert_null(g);
+    forq_future_free(f[1]);
+    forq_as_completed_free(it);
+    /* Bad arguments are refused, nothing is allocated. */
+    it = (forq_as_completed *)f;
+    assert_int_equal(forq_as_completed_new(NULL, 2, 0, &it), FORQ_ERR_INVALID);
+    assert_null(it);
+    f[1] = NULL;
+    assert_int_equal(forq_as_completed_new(f, 2, 0, &it), FORQ_ERR_INVALID);
+    assert_null(it);
+    assert_int_equal(forq_as_completed_next(NULL, &g), FORQ_ERR_INVALID);
+    assert_int_equal(forq_as_completed_new(f, 0, 0, &it), 0); /* empty: over at once */
+    assert_int_equal(forq_as_completed_next(it, &g), 0);
     forq_as_completed_free(it);
     forq_future_free(f[0]);
-    forq_future_free(f[1]);
     restart_daemon(x);
 }
 
@@ -542,6 +553,13 @@ map_next(void *arg, size_t i, const void **payload, size_t *len)
     if (m->pulled - m->pushed > m->max_gap)
         m->max_gap = m->pulled - m->pushed;
     return 1;
+}
+
+/* Gives two inputs, then fails (the code is arbitrary, to be seen again). */
+static int
+map_next_fails(void *arg, size_t i, const void **payload, size_t *len)
+{
+    return i < 2 ? map_next(arg, i, payload, len) : FORQ_ERR_LIMIT;
 }
 
 static int
@@ -663,6 +681,13 @@ test_map_failures_and_stops(void **state)
                      -1);
     assert_int_equal(m.pushed, 6);
     assert_int_equal(m.bad, 0);
+    /* The input stops it with its own code. */
+    memset(&m, 0, sizeof(m));
+    m.n = 3;
+    m.stop_at = SIZE_MAX;
+    assert_int_equal(forq_map(x->c, "upper", NULL, 4, HARNESS_GUARD_MS, map_next_fails, map_done,
+                              &m),
+                     FORQ_ERR_LIMIT);
     /* Bad arguments. */
     assert_int_equal(forq_map(x->c, NULL, NULL, 4, 0, map_next, map_done, &m), FORQ_ERR_INVALID);
     assert_int_equal(forq_ping(x->c), 0); /* the connection is fine */
