@@ -68,6 +68,20 @@ heap_sift_down(struct heap *h, size_t pos)
 }
 
 int
+heap_reserve(struct heap *h, size_t n)
+{
+    void **p;
+
+    if (n <= h->cap)
+        return 0;
+    if (n > SIZE_MAX / sizeof(*p) || (p = realloc(h->items, n * sizeof(*p))) == NULL)
+        return FORQ_ERR_NOMEM;
+    h->items = p;
+    h->cap = n;
+    return 0;
+}
+
+int
 heap_push(struct heap *h, void *item)
 {
     if (h->len == h->cap) {

@@ -40,6 +40,8 @@ heap_peek(const struct heap *h)
     return h->len ? h->items[0] : NULL;
 }
 
+/* Make room for n items in all, so the next pushes up to n cannot fail. 0 or FORQ_ERR_NOMEM. */
+int heap_reserve(struct heap *h, size_t n);
 /* Add an item. Returns 0 or FORQ_ERR_NOMEM (the heap is unchanged). */
 int heap_push(struct heap *h, void *item);
 /* Remove and return the first item (NULL when empty); its position becomes HEAP_NONE. */

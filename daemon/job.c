@@ -23,6 +23,7 @@ job_new(const void *payload, size_t payload_len, const char *unique_key, size_t 
     memset(job, 0, sizeof(*job));
     job->state = FORQ_STATE_QUEUED;
     job->heap_pos = HEAP_NONE;
+    job->delay_pos = HEAP_NONE;
     LIST_INIT(&job->waiters);
     job->payload_len = payload_len;
     if (payload_len > 0)

@@ -28,17 +28,22 @@ struct job {
     int32_t priority;    /* lower runs first */
     struct queue *queue; /* the queue it was submitted to; outlives the job */
     size_t heap_pos;     /* position in queue->jobs, HEAP_NONE when not queued */
+    size_t delay_pos;    /* position in the schedule (delay.h), HEAP_NONE when not scheduled */
+    uint8_t kill_cancel; /* a CANCEL killed its worker: it ends cancelled */
 
-    uint64_t delay_ms, timeout_ms; /* accepted options, enforced in a later release */
+    uint64_t delay_ms, timeout_ms; /* timeout_ms: its worker is killed past it; 0 = none */
+    uint64_t run_at_us;            /* scheduled: when it becomes runnable (unix µs) */
     uint32_t max_retries;
     uint32_t attempts;             /* times it was handed to a worker */
+    struct job *unique_next;       /* next unfinished job whose key has the same hash */
 
     uint64_t created_us, started_us, finished_us; /* unix time, µs; 0 = not yet */
     pid_t worker_pid;                             /* last worker that ran it */
 
     uint8_t *result;   /* owned; set when succeeded */
     size_t result_len;
-    int err_code;      /* FORQ_ERR_* when failed or cancelled, else 0 */
+    int err_code;      /* FORQ_ERR_* when failed or cancelled, or of the last failed
+                          attempt while it waits for a retry; else 0 */
     char *err_msg;     /* owned; NULL when err_code == 0 */
 
     LIST_HEAD(, jobs_waiter) waiters; /* WAIT requests parked on this job */

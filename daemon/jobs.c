@@ -10,6 +10,7 @@
 
 #include <event2/event.h>
 
+#include "config.h"
 #include "forq.h"
 #include "idmap.h"
 #include "job.h"
@@ -17,18 +18,23 @@
 #include "pool.h"
 #include "queue.h"
 #include "jobs.h"
+#include "delay.h"
 #include "store.h"
 #include "task.h"
 
 #define JOBS_PURGE_EVERY_MS_MAX 10000 /* look for expired results at least this often */
 #define JOBS_PURGE_EVERY_MS_MIN 100
 #define JOBS_PURGE_BATCH        10000 /* default jobs freed per purge turn */
+#define JOBS_BACKOFF_MS         1000   /* default first retry delay */
+#define JOBS_BACKOFF_MAX_MS     300000 /* default cap on a retry delay */
 
 struct jobs {
     struct event_base *base;
     struct jobs_config cfg;
     struct task_table tasks; /* built before the fork; workers hold a copy */
     struct queue_set queues;
+    struct delay delayed;      /* scheduled jobs: delays and retry backoff */
+    struct idmap unique;     /* hash of a unique_key -> an unfinished job with it (chained) */
     struct pool *pool;
     struct idmap jobs;       /* id -> job, every state */
     uint64_t next_id;        /* ids start at 1 and are never reused */
@@ -41,10 +47,82 @@ struct jobs {
     uint64_t finish_failed;     /* jobs whose FINISH waits to be written again */
 
     uint64_t running;
-    uint64_t submitted, succeeded, failed, cancelled;
+    uint64_t submitted, succeeded, failed, cancelled, retried;
+    uint64_t rng;            /* xorshift state for the backoff jitter */
 };
 
 static void jobs_pump(struct jobs *s);
+static void jobs_waiter_free(struct jobs_waiter *w);
+
+/* ------------------------------------------------------------------ unique keys */
+
+/* The unfinished job holding this unique_key, or NULL. */
+static struct job *
+jobs_unique_find(const struct jobs *s, const char *key, size_t len)
+{
+    struct job *job;
+
+    for (job = idmap_get(&s->unique, idmap_hash_bytes(key, len)); job != NULL;
+         job = job->unique_next)
+        if (strlen(job->unique_key) == len && memcmp(job->unique_key, key, len) == 0)
+            return job;
+    return NULL;
+}
+
+/* Make job the holder of its key. 0 or FORQ_ERR_NOMEM. */
+static int
+jobs_unique_add(struct jobs *s, struct job *job)
+{
+    uint64_t h = idmap_hash_bytes(job->unique_key, strlen(job->unique_key));
+    struct job *first = idmap_get(&s->unique, h);
+    int e;
+
+    if ((e = idmap_put(&s->unique, h, job)) != 0)
+        return e;
+    job->unique_next = first;
+    return 0;
+}
+
+/* The job finished (or was never stored): its key is free again. */
+static void
+jobs_unique_del(struct jobs *s, struct job *job)
+{
+    uint64_t h;
+    struct job **pp, *first;
+
+    if (job->unique_key == NULL)
+        return;
+    h = idmap_hash_bytes(job->unique_key, strlen(job->unique_key));
+    if ((first = idmap_get(&s->unique, h)) == job) {
+        if (job->unique_next != NULL)
+            (void)idmap_put(&s->unique, h, job->unique_next); /* replaces: cannot fail */
+        else
+            idmap_del(&s->unique, h);
+    } else {
+        for (pp = &first; *pp != NULL && *pp != job; pp = &(*pp)->unique_next)
+            ;
+        if (*pp == job)
+            *pp = job->unique_next;
+    }
+    job->unique_next = NULL;
+}
+
+/* ------------------------------------------------------------------ joins */
+
+/* Answer the JOINs of q once nothing of it is left unfinished. */
+static void
+jobs_check_drained(struct queue *q)
+{
+    struct jobs_waiter *w;
+
+    if (queue_unfinished(q) > 0)
+        return;
+    while ((w = LIST_FIRST(&q->joiners)) != NULL) {
+        LIST_REMOVE(w, job_link);
+        w->fn(w->arg, w, NULL, 0);
+        jobs_waiter_free(w);
+    }
+}
 
 /* ------------------------------------------------------------------ finishing */
 
@@ -106,6 +184,7 @@ jobs_store_view(const struct jobs *s, const struct job *job, struct store_job *v
     v->created_us = job->created_us;
     v->started_us = job->started_us;
     v->finished_us = job->finished_us;
+    v->run_at_us = job->run_at_us;
     v->payload = job->payload;
     v->payload_len = job->payload_len;
     v->unique_key = job->unique_key;
@@ -173,9 +252,12 @@ jobs_finish(struct jobs *s, struct job *job, int state)
     struct job *moved;
 
     if (job->state == FORQ_STATE_RUNNING) {
-        q->running--;
+        queue_stopped(&s->queues, q);
         s->running--;
+    } else if (job->state == FORQ_STATE_SCHEDULED) {
+        q->scheduled--;
     }
+    jobs_unique_del(s, job); /* before job_shrink may move it */
     job->state = state;
     job->finished_us = job_now_us();
     if (state == FORQ_STATE_SUCCEEDED) {
@@ -206,6 +288,7 @@ jobs_finish(struct jobs *s, struct job *job, int state)
     jobs_evict(s); /* first: the caller still holds the job it finished */
     TAILQ_INSERT_TAIL(&s->finished, moved, fin_link);
     s->nfinished++;
+    jobs_check_drained(q);
     return moved;
 }
 
@@ -218,6 +301,110 @@ jobs_fail(struct jobs *s, struct job *job, int code, const char *msg)
 
 /* ------------------------------------------------------------------ pool callbacks */
 
+/* A small PRNG for the jitter (no need for quality, only for spread). */
+static uint64_t
+jobs_rand(struct jobs *s)
+{
+    s->rng ^= s->rng << 13;
+    s->rng ^= s->rng >> 7;
+    s->rng ^= s->rng << 17;
+    return s->rng;
+}
+
+/*
+ * Delay before attempt n + 1 (n >= 1 attempts failed): base * 2^(n-1), capped,
+ * with "equal jitter": half of it fixed, half random, so a burst of failures
+ * does not come back as a burst.
+ */
+static uint64_t
+jobs_backoff_ms(struct jobs *s, uint32_t failed)
+{
+    uint64_t d = s->cfg.retry_backoff_ms, cap = s->cfg.retry_backoff_max_ms;
+
+    for (uint32_t i = 1; i < failed && d < cap; i++)
+        d *= 2;
+    if (d > cap)
+        d = cap;
+    return d - d / 2 + (d / 2 > 0 ? jobs_rand(s) % (d / 2 + 1) : 0);
+}
+
+/* The outcome of an attempt that is not worth another try. */
+static int
+jobs_retryable(int code)
+{
+    return code != FORQ_ERR_TOO_BIG && code != FORQ_ERR_CANCELLED &&
+           code != FORQ_ERR_UNKNOWN_TASK;
+}
+
+/* Put a job in the schedule for run_at_us. On ENOMEM it runs now instead. */
+static void
+jobs_schedule(struct jobs *s, struct job *job)
+{
+    job->state = FORQ_STATE_SCHEDULED;
+    job->queue->scheduled++;
+    if (delay_add(&s->delayed, job) != 0) {
+        job->run_at_us = 0;
+        job->queue->scheduled--;
+        job->state = FORQ_STATE_QUEUED;
+        if (queue_push(&s->queues, job) != 0)
+            jobs_fail(s, job, FORQ_ERR_NOMEM, "out of memory scheduling the job");
+    }
+}
+
+/* A new or recovered job goes to the schedule (its time is ahead) or its queue. */
+static void
+jobs_enqueue(struct jobs *s, struct job *job)
+{
+    if (job->run_at_us > job_now_us()) {
+        jobs_schedule(s, job);
+        return;
+    }
+    job->state = FORQ_STATE_QUEUED;
+    if (queue_push(&s->queues, job) != 0)
+        jobs_fail(s, job, FORQ_ERR_NOMEM, "out of memory queueing the job"); /* job may move */
+}
+
+/* A scheduled job's time has come: it joins its queue. */
+static void
+jobs_delay_fire(void *arg, struct job *job)
+{
+    struct jobs *s = arg;
+
+    job->queue->scheduled--;
+    job->run_at_us = 0;
+    job->state = FORQ_STATE_QUEUED;
+    if (queue_push(&s->queues, job) != 0)
+        jobs_fail(s, job, FORQ_ERR_NOMEM, "out of memory queueing the job");
+    jobs_pump(s);
+}
+
+/*
+ * An attempt failed with code: try again after a backoff while retries
+ * remain, else the job ends failed with this error.
+ */
+static void
+jobs_attempt_failed(struct jobs *s, struct job *job, int code, const char *msg)
+{
+    if (job->attempts > job->max_retries || !jobs_retryable(code)) {
+        jobs_fail(s, job, code, msg);
+        return;
+    }
+    job_set_error(job, code, msg); /* the last error, shown by STATUS */
+    if (job->state == FORQ_STATE_RUNNING) {
+        queue_stopped(&s->queues, job->queue);
+        s->running--;
+    }
+    job->run_at_us = job_now_us() + jobs_backoff_ms(s, job->attempts) * 1000;
+    job->queue->retried++;
+    s->retried++;
+    log_debug("job %llu: attempt %u failed (%s); retry %u of %u in %llu ms",
+              (unsigned long long)job->id, job->attempts, forq_errname(code), job->attempts,
+              job->max_retries,
+              (unsigned long long)((job->run_at_us - job_now_us()) / 1000));
+    jobs_schedule(s, job);
+    (void)jobs_record(s, STORE_RETRY, job, NULL);
+}
+
 static void
 jobs_done_cb(void *arg, void *cookie, int status, const uint8_t *result, size_t len,
               const char *errmsg)
@@ -226,7 +413,7 @@ jobs_done_cb(void *arg, void *cookie, int status, const uint8_t *result, size_t 
     struct job *job = cookie;
 
     if (status != 0) {
-        jobs_fail(s, job, status, errmsg[0] ? errmsg : NULL);
+        jobs_attempt_failed(s, job, status, errmsg[0] ? errmsg : NULL);
         return;
     }
     if (job_set_result(job, result, len) != 0) {
@@ -237,15 +424,29 @@ jobs_done_cb(void *arg, void *cookie, int status, const uint8_t *result, size_t 
 }
 
 static void
-jobs_lost_cb(void *arg, void *cookie, int started, const char *why)
+jobs_lost_cb(void *arg, void *cookie, int started, int reason, const char *why)
 {
     struct jobs *s = arg;
     struct job *job = cookie;
     char msg[256];
 
+    if (job->kill_cancel) {
+        snprintf(msg, sizeof(msg), "cancelled while running; worker %d was killed",
+                 (int)job->worker_pid);
+        job_set_error(job, FORQ_ERR_CANCELLED, msg);
+        (void)jobs_finish(s, job, FORQ_STATE_CANCELLED);
+        jobs_pump(s);
+        return;
+    }
+    if (reason == POOL_LOST_TIMEOUT) {
+        snprintf(msg, sizeof(msg), "ran past its timeout of %llu ms; worker %d was killed",
+                 (unsigned long long)job->timeout_ms, (int)job->worker_pid);
+        jobs_attempt_failed(s, job, FORQ_ERR_JOB_TIMEOUT, msg);
+        return;
+    }
     if (!started) {
         /* It never ran: put it back where it was (its seq keeps its place). */
-        job->queue->running--;
+        queue_stopped(&s->queues, job->queue);
         s->running--;
         job->attempts--;
         job->started_us = 0;
@@ -258,7 +459,7 @@ jobs_lost_cb(void *arg, void *cookie, int started, const char *why)
         return;
     }
     snprintf(msg, sizeof(msg), "worker %d %s while running the job", (int)job->worker_pid, why);
-    jobs_fail(s, job, FORQ_ERR_WORKER_LOST, msg);
+    jobs_attempt_failed(s, job, FORQ_ERR_WORKER_LOST, msg);
 }
 
 static void
@@ -282,7 +483,8 @@ jobs_pump(struct jobs *s)
     int e;
 
     while (pool_idle(s->pool) > 0 && (job = queue_pop(&s->queues)) != NULL) {
-        e = pool_run(s->pool, job->id, job->task, job->payload, job->payload_len, job, &pid);
+        e = pool_run(s->pool, job->id, job->task, job->payload, job->payload_len,
+                     job->timeout_ms, job, &pid);
         if (e != 0) {
             log_err("cannot hand job %llu to a worker: %s", (unsigned long long)job->id,
                     forq_strerror(e));
@@ -293,7 +495,7 @@ jobs_pump(struct jobs *s)
         job->attempts++;
         job->started_us = job_now_us();
         job->worker_pid = pid;
-        job->queue->running++;
+        queue_started(&s->queues, job->queue);
         s->running++;
         (void)jobs_record(s, STORE_RUNNING, job, NULL);
     }
@@ -317,20 +519,40 @@ jobs_inserted(struct jobs *s, struct store_rec *rec)
     job->storing = 0;
     job->queue->storing--;
     if (rec->status != 0) {
+        struct queue *q = job->queue;
+
         snprintf(why, sizeof(why), "the job could not be stored: %s",
                  store_strerror(rec->why_rc));
+        jobs_unique_del(s, job);
         idmap_del(&s->jobs, job->id);
         job_free(job);
-        s->cfg.hooks.submitted(s->cfg.hooks.arg, &o, FORQ_ERR_STORAGE, 0, why);
+        s->cfg.hooks.submitted(s->cfg.hooks.arg, &o, FORQ_ERR_STORAGE, 0, 0, why);
+        jobs_check_drained(q);
         return;
     }
     job->queue->submitted++;
     s->submitted++;
     /* It is stored, so it is accepted, whatever happens to it next. */
-    s->cfg.hooks.submitted(s->cfg.hooks.arg, &o, 0, rec->job.id, NULL);
-    if (queue_push(&s->queues, job) != 0)
-        jobs_fail(s, job, FORQ_ERR_NOMEM, "out of memory queueing the job"); /* job may move */
+    s->cfg.hooks.submitted(s->cfg.hooks.arg, &o, 0, rec->job.id, 0, NULL);
+    jobs_enqueue(s, job);
     jobs_pump(s);
+}
+
+/*
+ * A SUBMIT named the unique_key of a job whose own INSERT was not committed
+ * yet: its lookup, put after that INSERT, comes back after it. The first job
+ * is stored (the duplicate gets its id) or it is not (neither is stored).
+ */
+static void
+jobs_dup_answered(struct jobs *s, struct store_rec *rec)
+{
+    const struct jobs_origin o = jobs_origin_get(rec);
+
+    if (rec->status == 0 && rec->found)
+        s->cfg.hooks.submitted(s->cfg.hooks.arg, &o, 0, rec->job.id, 1, NULL);
+    else
+        s->cfg.hooks.submitted(s->cfg.hooks.arg, &o, FORQ_ERR_STORAGE, 0, 0,
+                               "the job holding this unique_key could not be stored");
 }
 
 /*
@@ -423,7 +645,10 @@ jobs_store_done_cb(void *arg, struct store_rec *rec)
         jobs_settle(s, rec);
         break;
     case STORE_LOOKUP:
-        jobs_found(s, rec);
+        if (rec->cookie[2] == MSG_OP_SUBMIT)
+            jobs_dup_answered(s, rec);
+        else
+            jobs_found(s, rec);
         break;
     default:
         break;
@@ -464,10 +689,18 @@ jobs_recover_cb(void *arg, const struct store_job *sj)
     job->max_retries = sj->max_retries;
     job->attempts = sj->attempts; /* a run cut short by the crash stays counted */
     job->created_us = sj->created_us;
+    job->run_at_us = sj->state == FORQ_STATE_SCHEDULED ? sj->run_at_us : 0;
     job->state = FORQ_STATE_QUEUED;
+    if (sj->err_code != 0)
+        job_set_error(job, sj->err_code, sj->err_msg); /* its last failed attempt */
     if ((e = idmap_put(&s->jobs, job->id, job)) != 0) {
         job_free(job);
         return e;
+    }
+    if (key != NULL && jobs_unique_add(s, job) != 0) {
+        idmap_del(&s->jobs, job->id);
+        job_free(job);
+        return FORQ_ERR_NOMEM;
     }
     if (task < 0) {
         /* The task was removed from the configuration while the job waited. */
@@ -479,7 +712,9 @@ jobs_recover_cb(void *arg, const struct store_job *sj)
     }
     if (sj->state == FORQ_STATE_RUNNING)
         (void)jobs_record(s, STORE_REQUEUE, job, NULL);
-    return queue_push(&s->queues, job);
+    /* A time that passed while forqd was down: runnable at once. */
+    jobs_enqueue(s, job);
+    return 0;
 }
 
 static int
@@ -542,11 +777,34 @@ jobs_purge_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ------------------------------------------------------------------ public */
 
+/* The [queue.NAME] sections: queues that exist from the start, with their settings. */
+static int
+jobs_configure_queues(struct jobs *s, const struct config *conf, char *why, size_t whylen)
+{
+    struct queue *q;
+    int e;
+
+    for (size_t i = 0; i < conf->nqueues; i++) {
+        const struct config_queue *cq = &conf->queues[i];
+
+        if ((e = queue_get(&s->queues, cq->name, strlen(cq->name), 1, &q)) != 0) {
+            snprintf(why, whylen, "queue '%s': %s", cq->name, forq_strerror(e));
+            return e;
+        }
+        queue_set_limit(&s->queues, q, cq->limit);
+        queue_pause(&s->queues, q, cq->paused);
+        if ((e = queue_set_order(&s->queues, q, cq->lifo)) != 0)
+            return e;
+    }
+    return 0;
+}
+
 int
 jobs_new(struct event_base *base, const struct jobs_config *cfg, struct jobs **out, char *why,
          size_t whylen)
 {
-    struct pool_config pc = {cfg->workers, cfg->max_payload, cfg->max_result};
+    struct pool_config pc = {cfg->workers, cfg->max_payload, cfg->max_result,
+                             cfg->max_jobs_per_worker, cfg->memory_limit};
     uint64_t every_ms = cfg->result_ttl_ms;
     struct timeval every;
     struct jobs *s;
@@ -560,6 +818,11 @@ jobs_new(struct event_base *base, const struct jobs_config *cfg, struct jobs **o
     s->cfg = *cfg;
     if (s->cfg.purge_batch == 0)
         s->cfg.purge_batch = JOBS_PURGE_BATCH;
+    if (s->cfg.retry_backoff_ms == 0)
+        s->cfg.retry_backoff_ms = JOBS_BACKOFF_MS;
+    if (s->cfg.retry_backoff_max_ms == 0)
+        s->cfg.retry_backoff_max_ms = JOBS_BACKOFF_MAX_MS;
+    s->rng = job_now_us() | 1;
     /* Expire results within about a TTL of their due time, but wake rarely. */
     if (every_ms > JOBS_PURGE_EVERY_MS_MAX)
         every_ms = JOBS_PURGE_EVERY_MS_MAX;
@@ -568,14 +831,22 @@ jobs_new(struct event_base *base, const struct jobs_config *cfg, struct jobs **o
     every.tv_sec = (time_t)(every_ms / 1000);
     every.tv_usec = (suseconds_t)(every_ms % 1000) * 1000;
     s->next_id = 1;
-    task_table_init(&s->tasks);
     queue_set_init(&s->queues, cfg->max_queues);
     idmap_init(&s->jobs);
+    idmap_init(&s->unique);
     TAILQ_INIT(&s->finished);
     if ((s->purge_ev = event_new(base, -1, EV_PERSIST, jobs_purge_cb, s)) == NULL ||
-        event_add(s->purge_ev, &every) != 0) {
+        event_add(s->purge_ev, &every) != 0 ||
+        delay_init(&s->delayed, base, jobs_delay_fire, s) != 0) {
         e = FORQ_ERR_NOMEM;
         goto fail;
+    }
+    if (cfg->conf != NULL) {
+        if ((e = task_table_build(&s->tasks, cfg->conf, why, whylen)) != 0 ||
+            (e = jobs_configure_queues(s, cfg->conf, why, whylen)) != 0)
+            goto fail;
+    } else {
+        task_table_init(&s->tasks);
     }
     /* Recover before the fork, so the workers start with the queues known. */
     if (cfg->durability != STORE_OFF && (e = jobs_open_store(s, why, whylen)) != 0)
@@ -623,11 +894,44 @@ jobs_free(struct jobs *s)
         }
         job_free(job);
     }
+    for (size_t i = 0; i < s->queues.nqueues; i++) {
+        struct jobs_waiter *w;
+
+        while ((w = LIST_FIRST(&s->queues.all[i]->joiners)) != NULL) {
+            LIST_REMOVE(w, job_link);
+            jobs_waiter_free(w);
+        }
+    }
     idmap_fini(&s->jobs);
+    idmap_fini(&s->unique);
+    delay_fini(&s->delayed);
     queue_set_fini(&s->queues);
     if (s->purge_ev != NULL)
         event_free(s->purge_ev);
     free(s);
+}
+
+/*
+ * A SUBMIT whose unique_key an unfinished job holds: answer with that job's
+ * id. If the first job's INSERT is still on its way, the answer follows it
+ * through the store (jobs_dup_answered), so a duplicate never names a job
+ * that could not be stored.
+ */
+static int
+jobs_submit_dup(struct jobs *s, const struct job *dup, const struct jobs_origin *o)
+{
+    struct store_rec *rec;
+
+    if (!dup->storing) {
+        s->cfg.hooks.submitted(s->cfg.hooks.arg, o, 0, dup->id, 1, NULL);
+        return 0;
+    }
+    if ((rec = store_rec_new(STORE_LOOKUP)) == NULL)
+        return FORQ_ERR_NOMEM;
+    rec->job.id = dup->id;
+    jobs_origin_put(rec, o);
+    store_put(s->store, rec);
+    return 0;
 }
 
 int
@@ -636,7 +940,7 @@ jobs_submit(struct jobs *s, const struct msg_submit *req, const struct jobs_orig
 {
     struct msg_str qname = req->queue.len ? req->queue : msg_str_c("default");
     struct queue *q;
-    struct job *job;
+    struct job *job, *dup;
     int task, e;
 
     if ((task = task_find(&s->tasks, req->task.ptr, req->task.len)) < 0) {
@@ -653,7 +957,10 @@ jobs_submit(struct jobs *s, const struct msg_submit *req, const struct jobs_orig
             snprintf(why, whylen, "too many queues (limit %zu)", s->cfg.max_queues);
         return e;
     }
-    if (queue_len(q) + q->storing >= s->cfg.max_queued) {
+    if (req->unique_key.len > 0 &&
+        (dup = jobs_unique_find(s, req->unique_key.ptr, req->unique_key.len)) != NULL)
+        return jobs_submit_dup(s, dup, o);
+    if (queue_len(q) + q->storing + q->scheduled >= s->cfg.max_queued) {
         snprintf(why, whylen, "queue '%s' holds its limit of %zu jobs", q->name,
                  s->cfg.max_queued);
         return FORQ_ERR_QUEUE_FULL;
@@ -670,8 +977,14 @@ jobs_submit(struct jobs *s, const struct msg_submit *req, const struct jobs_orig
     job->timeout_ms = req->timeout_ms;
     job->max_retries = req->max_retries;
     job->created_us = job_now_us();
-    job->state = FORQ_STATE_QUEUED;
+    job->run_at_us = req->delay_ms > 0 ? job->created_us + req->delay_ms * 1000 : 0;
+    job->state = req->delay_ms > 0 ? FORQ_STATE_SCHEDULED : FORQ_STATE_QUEUED;
     if ((e = idmap_put(&s->jobs, job->id, job)) != 0) {
+        job_free(job);
+        return e;
+    }
+    if (job->unique_key != NULL && (e = jobs_unique_add(s, job)) != 0) {
+        idmap_del(&s->jobs, job->id);
         job_free(job);
         return e;
     }
@@ -679,6 +992,7 @@ jobs_submit(struct jobs *s, const struct msg_submit *req, const struct jobs_orig
         /* It runs, and its submitter hears, once the store has it (jobs_inserted). */
         job->storing = 1;
         if (!jobs_record(s, STORE_INSERT, job, o)) {
+            jobs_unique_del(s, job);
             idmap_del(&s->jobs, job->id);
             job_free(job);
             return FORQ_ERR_NOMEM;
@@ -687,15 +1001,11 @@ jobs_submit(struct jobs *s, const struct msg_submit *req, const struct jobs_orig
         s->next_id++;
         return 0;
     }
-    if ((e = queue_push(&s->queues, job)) != 0) {
-        idmap_del(&s->jobs, job->id);
-        job_free(job);
-        return e;
-    }
     s->next_id++;
     q->submitted++;
     s->submitted++;
-    s->cfg.hooks.submitted(s->cfg.hooks.arg, o, 0, job->id, NULL);
+    s->cfg.hooks.submitted(s->cfg.hooks.arg, o, 0, job->id, 0, NULL);
+    jobs_enqueue(s, job);
     jobs_pump(s);
     return 0;
 }
@@ -736,7 +1046,8 @@ jobs_unstored(const struct job *job)
 }
 
 int
-jobs_cancel(struct jobs *s, uint64_t id, const struct job **out, char *why, size_t whylen)
+jobs_cancel(struct jobs *s, uint64_t id, int running, const struct job **out, char *why,
+            size_t whylen)
 {
     struct job *job = (struct job *)jobs_job(s, id);
 
@@ -751,12 +1062,24 @@ jobs_cancel(struct jobs *s, uint64_t id, const struct job **out, char *why, size
     case FORQ_STATE_QUEUED:
     case FORQ_STATE_SCHEDULED:
         queue_remove(&s->queues, job);
+        delay_remove(&s->delayed, job);
         job_set_error(job, FORQ_ERR_CANCELLED, "cancelled by request");
         *out = jobs_finish(s, job, FORQ_STATE_CANCELLED);
         return 0;
+    case FORQ_STATE_RUNNING:
+        if (!running)
+            break;
+        /* It ends cancelled once its worker is dead (jobs_lost_cb). */
+        if (!job->kill_cancel && pool_kill(s->pool, job->id) == 0)
+            job->kill_cancel = 1;
+        return 0;
     default:
-        snprintf(why, whylen, "job %llu is %s; only a job that has not started can be cancelled",
-                 (unsigned long long)id, forq_state_name(job->state));
+        break;
+    }
+    {
+        snprintf(why, whylen, "job %llu is %s; only a job that has not started can be cancelled%s",
+                 (unsigned long long)id, forq_state_name(job->state),
+                 job->state == FORQ_STATE_RUNNING ? " (ask with running to kill it)" : "");
         return FORQ_ERR_STATE;
     }
 }
@@ -773,6 +1096,29 @@ jobs_wait_timeout_cb(evutil_socket_t fd, short what, void *arg)
     jobs_waiter_free(w);
 }
 
+/* A waiter with its timer armed (timeout_ms < 0: none); NULL on ENOMEM. */
+static struct jobs_waiter *
+jobs_waiter_new(struct jobs *s, int64_t timeout_ms, jobs_wait_fn fn, void *arg, uint64_t rid)
+{
+    struct jobs_waiter *w;
+
+    if ((w = calloc(1, sizeof(*w))) == NULL)
+        return NULL;
+    w->fn = fn;
+    w->arg = arg;
+    w->rid = rid;
+    if (timeout_ms >= 0) {
+        struct timeval tv = {(time_t)(timeout_ms / 1000), (suseconds_t)(timeout_ms % 1000) * 1000};
+
+        if ((w->timer = evtimer_new(s->base, jobs_wait_timeout_cb, w)) == NULL ||
+            evtimer_add(w->timer, &tv) != 0) {
+            jobs_waiter_free(w);
+            return NULL;
+        }
+    }
+    return w;
+}
+
 int
 jobs_wait(struct jobs *s, uint64_t id, int64_t timeout_ms, jobs_wait_fn fn, void *arg,
            uint64_t rid, struct jobs_waiter **out)
@@ -785,23 +1131,99 @@ jobs_wait(struct jobs *s, uint64_t id, int64_t timeout_ms, jobs_wait_fn fn, void
         return FORQ_ERR_NOT_FOUND;
     if (jobs_settled(job))
         return FORQ_ERR_STATE;
-    if ((w = calloc(1, sizeof(*w))) == NULL)
+    if ((w = jobs_waiter_new(s, timeout_ms, fn, arg, rid)) == NULL)
         return FORQ_ERR_NOMEM;
     w->job = job;
-    w->fn = fn;
-    w->arg = arg;
-    w->rid = rid;
-    if (timeout_ms >= 0) {
-        struct timeval tv = {(time_t)(timeout_ms / 1000), (suseconds_t)(timeout_ms % 1000) * 1000};
-
-        if ((w->timer = evtimer_new(s->base, jobs_wait_timeout_cb, w)) == NULL ||
-            evtimer_add(w->timer, &tv) != 0) {
-            jobs_waiter_free(w);
-            return FORQ_ERR_NOMEM;
-        }
-    }
     LIST_INSERT_HEAD(&job->waiters, w, job_link);
     *out = w;
+    return 0;
+}
+
+int
+jobs_join(struct jobs *s, struct msg_str name, int64_t timeout_ms, jobs_wait_fn fn, void *arg,
+          uint64_t rid, struct jobs_waiter **out)
+{
+    struct queue *q;
+    struct jobs_waiter *w;
+
+    *out = NULL;
+    if (queue_get(&s->queues, name.ptr, name.len, 0, &q) != 0 || queue_unfinished(q) == 0)
+        return FORQ_ERR_STATE;
+    if ((w = jobs_waiter_new(s, timeout_ms, fn, arg, rid)) == NULL)
+        return FORQ_ERR_NOMEM;
+    w->queue = q;
+    LIST_INSERT_HEAD(&q->joiners, w, job_link);
+    *out = w;
+    return 0;
+}
+
+uint64_t
+jobs_join_left(const struct jobs_waiter *w)
+{
+    return w->queue != NULL ? queue_unfinished(w->queue) : 0;
+}
+
+/* Fill out with q's figures; strings point into q. */
+static void
+jobs_queue_stats(const struct queue *q, struct msg_queue_stats *qs)
+{
+    memset(qs, 0, sizeof(*qs));
+    qs->name = msg_str_c(q->name);
+    qs->queued = queue_len(q);
+    qs->running = q->running;
+    qs->scheduled = q->scheduled;
+    qs->submitted = q->submitted;
+    qs->succeeded = q->succeeded;
+    qs->failed = q->failed;
+    qs->cancelled = q->cancelled;
+    qs->retried = q->retried;
+    qs->paused = q->paused;
+    qs->limit = q->limit;
+    qs->order = msg_str_c(q->lifo ? "lifo" : "fifo");
+}
+
+int
+jobs_queue(struct jobs *s, const struct msg_queue_req *req, struct msg_queue_stats *out,
+           char *why, size_t whylen)
+{
+    const struct msg_str *a = &req->action;
+    int lifo = -1, e;
+    struct queue *q;
+
+    if (msg_str_eq(req->order, "lifo"))
+        lifo = 1;
+    else if (msg_str_eq(req->order, "fifo"))
+        lifo = 0;
+    else if (req->order.len > 0) {
+        snprintf(why, whylen, "order: expected fifo or lifo, got '%.*s'", (int)req->order.len,
+                 req->order.ptr);
+        return FORQ_ERR_BAD_REQUEST;
+    }
+    if (!msg_str_eq(*a, "info") && !msg_str_eq(*a, "pause") && !msg_str_eq(*a, "resume") &&
+        !msg_str_eq(*a, "set")) {
+        snprintf(why, whylen, "action: expected info, pause, resume or set, got '%.*s'",
+                 (int)a->len, a->ptr);
+        return FORQ_ERR_BAD_REQUEST;
+    }
+    if (msg_str_eq(*a, "set") && req->limit < 0 && lifo < 0) {
+        snprintf(why, whylen, "set: give a limit, an order or both");
+        return FORQ_ERR_BAD_REQUEST;
+    }
+    if ((e = queue_get(&s->queues, req->queue.ptr, req->queue.len, 1, &q)) != 0) {
+        if (e == FORQ_ERR_LIMIT)
+            snprintf(why, whylen, "too many queues (limit %zu)", s->cfg.max_queues);
+        return e;
+    }
+    if (msg_str_eq(*a, "pause") || msg_str_eq(*a, "resume"))
+        queue_pause(&s->queues, q, msg_str_eq(*a, "pause"));
+    if (msg_str_eq(*a, "set")) {
+        if (lifo >= 0 && (e = queue_set_order(&s->queues, q, lifo)) != 0)
+            return e;
+        if (req->limit >= 0)
+            queue_set_limit(&s->queues, q, (uint32_t)req->limit);
+    }
+    jobs_pump(s); /* a resumed queue or a raised limit may start jobs now */
+    jobs_queue_stats(q, out);
     return 0;
 }
 
@@ -833,9 +1255,16 @@ jobs_snapshot(const struct jobs *s, const struct job *job, int with_result, stru
             out->result.len = job->result_len;
         }
     }
+    out->max_retries = job->max_retries;
+    out->timeout_ms = job->timeout_ms;
+    out->run_at_us = job->state == FORQ_STATE_SCHEDULED ? job->run_at_us : 0;
+    out->unique_key = msg_str_c(job->unique_key);
     if (job->err_code != 0) {
-        out->error.code = job->err_code;
-        out->error.msg = msg_str_c(job->err_msg);
+        /* A final error, or the last failed attempt of a job that will run again. */
+        struct msg_error *e = forq_state_is_final(job->state) ? &out->error : &out->last_error;
+
+        e->code = job->err_code;
+        e->msg = msg_str_c(job->err_msg);
     }
 }
 
@@ -850,6 +1279,8 @@ jobs_stats(struct jobs *s, struct msg_stats *st)
     st->succeeded = s->succeeded;
     st->failed = s->failed;
     st->cancelled = s->cancelled;
+    st->scheduled = delay_len(&s->delayed);
+    st->retried = s->retried;
     st->durability = msg_str_c(store_durability_name(s->cfg.durability));
     if (s->store != NULL) {
         struct store_stats ss;
@@ -870,18 +1301,8 @@ jobs_stats(struct jobs *s, struct msg_stats *st)
         return FORQ_ERR_NOMEM;
     }
     st->nqueues = s->queues.nqueues;
-    for (i = 0; i < st->nqueues; i++) {
-        const struct queue *q = s->queues.all[i];
-        struct msg_queue_stats *qs = &st->queues[i];
-
-        qs->name = msg_str_c(q->name);
-        qs->queued = queue_len(q);
-        qs->running = q->running;
-        qs->submitted = q->submitted;
-        qs->succeeded = q->succeeded;
-        qs->failed = q->failed;
-        qs->cancelled = q->cancelled;
-    }
+    for (i = 0; i < st->nqueues; i++)
+        jobs_queue_stats(s->queues.all[i], &st->queues[i]);
     st->nworkers = nw;
     for (i = 0; i < nw; i++) {
         struct pool_worker_info wi;

@@ -2,9 +2,13 @@
  * jobs.h — the job table and the life of a job: submit, queue, hand to a
  * worker, finish, wait, cancel, expire.
  *
- * jobs owns every job (by id), the queues, the task table, the worker pool
- * and the store. Jobs move queued -> running -> succeeded | failed, or queued
- * -> cancelled; finished jobs stay retrievable by id for result_ttl. Callers
+ * jobs owns every job (by id), the queues, the schedule, the task table, the
+ * worker pool and the store. Jobs move
+ *   [scheduled ->] queued -> running -> succeeded | failed | cancelled
+ * and back from running to scheduled when a failed attempt has retries left
+ * (exponential backoff with jitter); queued and scheduled jobs may be
+ * cancelled, running ones on explicit request (their worker is killed).
+ * Finished jobs stay retrievable by id for result_ttl. Callers
  * (the ops) see jobs read-only. It is the one place that changes job state,
  * so it is also the one place that records it (store.h). Loop thread only.
  *
@@ -27,7 +31,9 @@
 
 #include "msg.h"
 
+struct config;
 struct event;
+struct queue;
 struct event_base;
 struct job;
 struct jobs;
@@ -41,9 +47,13 @@ struct jobs_origin {
 };
 
 struct jobs_hooks {
-    /* A submission was stored (code 0, its id) or refused (code, why). */
+    /*
+     * A submission was stored (code 0, its id) or refused (code, why).
+     * duplicate: id is an unfinished job submitted earlier with the same
+     * unique_key, and nothing new was created.
+     */
     void (*submitted)(void *arg, const struct jobs_origin *o, int code, uint64_t id,
-                      const char *why);
+                      int duplicate, const char *why);
     /*
      * A job read back from the store (jobs_lookup): job is NULL when there is
      * no such id. job and its strings are valid during the call only.
@@ -64,6 +74,15 @@ struct jobs_config {
     const char *data_dir;   /* the store's directory */
     uint64_t max_db_bytes;  /* 0: no limit */
     size_t result_cache;    /* with a store: finished jobs kept in memory */
+    uint64_t retry_backoff_ms;     /* first retry's delay; doubles per attempt; 0: 1000 */
+    uint64_t retry_backoff_max_ms; /* cap on a retry's delay; 0: 300000 */
+    uint64_t max_jobs_per_worker;  /* see pool.h */
+    uint64_t memory_limit;         /* see pool.h */
+    /*
+     * Plugins, exec tasks and queue settings; NULL: built-in tasks only. Must
+     * outlive the jobs (task names and argv are borrowed).
+     */
+    const struct config *conf;
     struct jobs_hooks hooks;
 };
 
@@ -76,7 +95,8 @@ typedef void (*jobs_wait_fn)(void *arg, struct jobs_waiter *w, const struct job 
                               int code);
 
 struct jobs_waiter {
-    struct job *job;
+    struct job *job;                          /* NULL for a JOIN */
+    struct queue *queue;                      /* the queue a JOIN waits on */
     struct event *timer; /* NULL when the wait has no limit */
     jobs_wait_fn fn;
     void *arg;
@@ -119,13 +139,16 @@ int jobs_submit(struct jobs *s, const struct msg_submit *req, const struct jobs_
 const struct job *jobs_job(struct jobs *s, uint64_t id);
 
 /*
- * Cancel a job that has not started. Returns 0 (it is cancelled now, or was
- * already), FORQ_ERR_NOT_FOUND, or FORQ_ERR_STATE (running or finished) with
- * a message in why. *out is the job on 0 and FORQ_ERR_STATE, valid for the
- * current callback only (see jobs_job).
+ * Cancel a job that has not started (scheduled or queued), or with running
+ * set also a running one: its worker is killed, and the job ends cancelled
+ * once the worker is dead (wait for it to settle). Returns 0 (it is cancelled
+ * or being cancelled, or was already), FORQ_ERR_NOT_FOUND, or FORQ_ERR_STATE
+ * (running without running set, or finished) with a message in why. *out is
+ * the job on 0 and FORQ_ERR_STATE, valid for the current callback only (see
+ * jobs_job).
  */
-int jobs_cancel(struct jobs *s, uint64_t id, const struct job **out, char *why,
-                 size_t whylen);
+int jobs_cancel(struct jobs *s, uint64_t id, int running, const struct job **out, char *why,
+                size_t whylen);
 
 /*
  * Read a job that is not in memory back from the store. Returns 0 when the
@@ -152,8 +175,30 @@ int jobs_unstored(const struct job *job);
 int jobs_wait(struct jobs *s, uint64_t id, int64_t timeout_ms, jobs_wait_fn fn, void *arg,
                uint64_t rid, struct jobs_waiter **out);
 
-/* Withdraw a parked wait (its owner is going away) and free it; fn is not called. */
+/* Withdraw a parked wait or join (its owner is going away) and free it; fn is not called. */
 void jobs_wait_cancel(struct jobs_waiter *w);
+
+/*
+ * Park a JOIN on the queue called name: fn(arg, w, NULL, 0) once it has no
+ * unfinished job (being stored, scheduled, queued or running), or
+ * FORQ_ERR_TIMEOUT after timeout_ms (< 0: none). Returns 0 with *out (freed
+ * as for jobs_wait), FORQ_ERR_STATE when the queue is drained already (or
+ * does not exist), or FORQ_ERR_NOMEM.
+ */
+int jobs_join(struct jobs *s, struct msg_str name, int64_t timeout_ms, jobs_wait_fn fn,
+              void *arg, uint64_t rid, struct jobs_waiter **out);
+
+/* Unfinished jobs of the queue a JOIN waits on (for its timeout message). */
+uint64_t jobs_join_left(const struct jobs_waiter *w);
+
+/*
+ * Look at or change a queue (the QUEUE op): action info, pause, resume or set
+ * (limit >= 0 and/or a non-empty order). The queue is created if need be.
+ * Fills out (strings valid for the current callback). Returns 0, or
+ * FORQ_ERR_BAD_REQUEST / FORQ_ERR_LIMIT / FORQ_ERR_NOMEM with a reason in why.
+ */
+int jobs_queue(struct jobs *s, const struct msg_queue_req *req, struct msg_queue_stats *out,
+               char *why, size_t whylen);
 
 /*
  * A snapshot of job for a reply; the result bytes only when with_result.

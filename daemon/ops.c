@@ -14,6 +14,7 @@
 #include "msg.h"
 #include "ops.h"
 #include "jobs.h"
+#include "queue.h"
 #include "server.h"
 #include "watch.h"
 
@@ -83,7 +84,8 @@ ops_submit(struct conn *c, const struct msg_request *req)
 }
 
 void
-ops_submitted(void *arg, const struct jobs_origin *o, int code, uint64_t id, const char *why)
+ops_submitted(void *arg, const struct jobs_origin *o, int code, uint64_t id, int duplicate,
+              const char *why)
 {
     struct conn *c = server_conn(arg, o->conn);
     struct msg_response resp = {0};
@@ -96,6 +98,7 @@ ops_submitted(void *arg, const struct jobs_origin *o, int code, uint64_t id, con
     }
     resp.rid = o->rid;
     resp.id = id;
+    resp.duplicate = duplicate;
     conn_reply(c, MSG_OP_SUBMIT, &resp);
 }
 
@@ -217,6 +220,13 @@ ops_cancel_done(void *arg, struct jobs_waiter *w, const struct job *job, int cod
         conn_reply_err(c, w->rid, code, why);
         return;
     }
+    if (job->state != FORQ_STATE_CANCELLED) {
+        /* A running job that finished before its worker could be killed. */
+        snprintf(why, sizeof(why), "job %llu %s before it could be cancelled",
+                 (unsigned long long)job->id, forq_state_name(job->state));
+        conn_reply_err(c, w->rid, FORQ_ERR_STATE, why);
+        return;
+    }
     ops_reply_job(c, MSG_OP_CANCEL, w->rid, job, 0);
 }
 
@@ -278,7 +288,8 @@ ops_cancel(struct conn *c, const struct msg_request *req)
     char why[OPS_WHY_MAX] = "";
     int e;
 
-    e = jobs_cancel(c->srv->jobs, req->u.cancel.id, &job, why, sizeof(why));
+    e = jobs_cancel(c->srv->jobs, req->u.cancel.id, req->u.cancel.running, &job, why,
+                    sizeof(why));
     if (e == FORQ_ERR_NOT_FOUND) {
         ops_lookup_or_reply(c, req, req->u.cancel.id);
         return;
@@ -317,6 +328,74 @@ ops_stats(struct conn *c, const struct msg_request *req)
     jobs_stats_free(&resp.stats);
 }
 
+static void
+ops_queue(struct conn *c, const struct msg_request *req)
+{
+    struct msg_response resp = {0};
+    char why[OPS_WHY_MAX] = "";
+    int e;
+
+    if ((e = jobs_queue(c->srv->jobs, &req->u.queue, &resp.queue, why, sizeof(why))) != 0) {
+        conn_reply_err(c, req->rid, e, why[0] ? why : NULL);
+        return;
+    }
+    resp.rid = req->rid;
+    conn_reply(c, MSG_OP_QUEUE, &resp);
+}
+
+/* A parked JOIN ends: the queue drained, or the time ran out. */
+static void
+ops_join_done(void *arg, struct jobs_waiter *w, const struct job *job, int code)
+{
+    struct conn *c = arg;
+    struct msg_response resp = {0};
+    char why[OPS_WHY_MAX];
+
+    (void)job;
+    conn_untrack_wait(c, w);
+    if (code != 0) {
+        snprintf(why, sizeof(why), "queue '%s' still has %llu unfinished job%s",
+                 w->queue->name, (unsigned long long)jobs_join_left(w),
+                 jobs_join_left(w) == 1 ? "" : "s");
+        conn_reply_err(c, w->rid, code, why);
+        return;
+    }
+    resp.rid = w->rid;
+    conn_reply(c, MSG_OP_JOIN, &resp);
+}
+
+static void
+ops_join(struct conn *c, const struct msg_request *req)
+{
+    const struct msg_join *m = &req->u.join;
+    struct msg_response resp = {0};
+    struct jobs_waiter *w;
+    char why[OPS_WHY_MAX];
+    int e;
+
+    e = jobs_join(c->srv->jobs, m->queue, m->timeout_ms != 0 ? m->timeout_ms : -1,
+                  ops_join_done, c, req->rid, &w);
+    if (e == 0 && m->timeout_ms == 0) {
+        /* A poll: it is not drained, and waiting is not wanted. */
+        snprintf(why, sizeof(why), "queue '%.*s' still has %llu unfinished job%s",
+                 (int)m->queue.len, m->queue.ptr, (unsigned long long)jobs_join_left(w),
+                 jobs_join_left(w) == 1 ? "" : "s");
+        jobs_wait_cancel(w);
+        conn_reply_err(c, req->rid, FORQ_ERR_TIMEOUT, why);
+        return;
+    }
+    if (e == FORQ_ERR_STATE) { /* drained already */
+        resp.rid = req->rid;
+        conn_reply(c, MSG_OP_JOIN, &resp);
+        return;
+    }
+    if (e != 0) {
+        conn_reply_err(c, req->rid, e, NULL);
+        return;
+    }
+    conn_track_wait(c, w);
+}
+
 static const struct ops_entry ops_table[MSG_OP__COUNT] = {
     [MSG_OP_HELLO] = {ops_hello},
     [MSG_OP_PING] = {ops_ping},
@@ -327,6 +406,8 @@ static const struct ops_entry ops_table[MSG_OP__COUNT] = {
     [MSG_OP_STATS] = {ops_stats},
     [MSG_OP_WATCH] = {watch_start},
     [MSG_OP_UNWATCH] = {watch_unwatch},
+    [MSG_OP_QUEUE] = {ops_queue},
+    [MSG_OP_JOIN] = {ops_join},
 };
 
 void

@@ -28,7 +28,7 @@ void ops_dispatch(struct conn *c, const uint8_t *body, size_t len);
  * read back from the store. A connection that has gone is skipped.
  */
 void ops_submitted(void *arg, const struct jobs_origin *o, int code, uint64_t id,
-                   const char *why);
+                   int duplicate, const char *why);
 void ops_found(void *arg, const struct jobs_origin *o, uint64_t id, const struct msg_job *job);
 
 /*

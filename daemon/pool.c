@@ -11,6 +11,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/pidfd.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,7 +48,10 @@ struct pool_worker {
     int busy;          /* a job is in the slot and not harvested */
     void *cookie;
     uint64_t job_id;
-    uint64_t jobs_done, restarts;
+    struct event *deadline_ev; /* the running job's timeout */
+    int killing;       /* enum pool_lost_reason: the pool killed it; 0 = no */
+    int retiring;      /* asked to exit after max_jobs_per_worker jobs */
+    uint64_t jobs_done, restarts, recycled, killed;
 };
 
 struct pool {
@@ -101,11 +105,36 @@ pool_harvest(struct pool_worker *w)
     void *cookie = w->cookie;
 
     s->errmsg[sizeof(s->errmsg) - 1] = '\0';
+    event_del(w->deadline_ev);
     w->busy = 0;
     w->cookie = NULL;
     w->job_id = 0;
     w->jobs_done++;
     p->ops->done(p->arg, cookie, s->status, slot_result(s), len, s->errmsg);
+}
+
+/*
+ * Take the outcome of a worker whose slot says DONE, then give it the next
+ * job: idle again, or told to exit when it has done its share of jobs.
+ */
+static void
+pool_finish(struct pool_worker *w)
+{
+    struct pool *p = w->pool;
+
+    pool_harvest(w);
+    if (p->cfg.max_jobs_per_worker > 0 &&
+        w->jobs_done - w->jobs_at_spawn >= p->cfg.max_jobs_per_worker) {
+        /* Retire it between jobs; pool_exit_cb forks its successor at once. */
+        w->retiring = 1;
+        if (slot_set_state(w->slot, SLOT_EXIT) != 0)
+            kill(w->pid, SIGKILL);
+        return;
+    }
+    if (slot_set_state(w->slot, SLOT_IDLE) != 0)
+        return;
+    pool_idle_push(p, w);
+    p->ops->idle(p->arg);
 }
 
 static void
@@ -116,15 +145,42 @@ pool_done_cb(evutil_socket_t fd, short what, void *arg)
     eventfd_t n;
 
     (void)what;
-    if (eventfd_read(fd, &n) != 0 || !w->busy || w->pid == 0)
+    if (eventfd_read(fd, &n) != 0 || !w->busy || w->pid == 0 || w->killing)
         return;
     if (slot_get_state(w->slot, &st) != 0 || st != SLOT_DONE)
         return; /* a dead worker: the pidfd callback deals with it */
-    pool_harvest(w);
-    if (slot_set_state(w->slot, SLOT_IDLE) != 0)
+    pool_finish(w);
+}
+
+/* Kill worker w and everything in its process group (an exec task's command). */
+static void
+pool_kill_worker(struct pool_worker *w, int reason)
+{
+    w->killing = reason;
+    w->killed++;
+    event_del(w->deadline_ev);
+    kill(-w->pid, SIGKILL);
+    kill(w->pid, SIGKILL); /* in case it left its group */
+}
+
+static void
+pool_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct pool_worker *w = arg;
+    enum slot_state st;
+
+    (void)fd;
+    (void)what;
+    if (!w->busy || w->pid == 0 || w->killing)
         return;
-    pool_idle_push(w->pool, w);
-    w->pool->ops->idle(w->pool->arg);
+    /* It may have finished just now, its eventfd not read yet: then it made it. */
+    if (slot_get_state(w->slot, &st) == 0 && st == SLOT_DONE) {
+        pool_finish(w);
+        return;
+    }
+    log_info("job %llu ran past its timeout; killing worker %d", (unsigned long long)w->job_id,
+             (int)w->pid);
+    pool_kill_worker(w, POOL_LOST_TIMEOUT);
 }
 
 /* Describe how a process ended, e.g. "killed by signal 9 (Killed)". */
@@ -204,27 +260,39 @@ pool_exit_cb(evutil_socket_t fd, short what, void *arg)
     died_young = pool_now_us() - w->spawned_us < POOL_QUICK_DEATH_US &&
                  w->jobs_done == w->jobs_at_spawn;
     pool_idle_drop(p, w);
+    /* Whatever it started is gone with it: clean up its group (an exec task's command). */
+    kill(-pid, SIGKILL);
+    event_del(w->deadline_ev);
 
     if (w->busy) {
         (void)slot_get_state(w->slot, &st); /* the owner may have died holding it */
-        if (st == SLOT_DONE) {
+        if (st == SLOT_DONE && !w->killing) {
             pool_harvest(w); /* it finished the job, then died */
         } else {
             void *cookie = w->cookie;
             uint64_t id = w->job_id;
+            int reason = w->killing;
 
             w->busy = 0;
             w->cookie = NULL;
             w->job_id = 0;
             died_young = 0; /* a job killed it, not its start-up */
-            log_warn("worker %d (slot %u) %s %s job %llu; replacing it", (int)pid, w->idx, why,
-                     st == SLOT_RUNNING ? "while running" : "before it started",
-                     (unsigned long long)id);
-            p->ops->lost(p->arg, cookie, st == SLOT_RUNNING, why);
+            if (reason == POOL_LOST_DIED)
+                log_warn("worker %d (slot %u) %s %s job %llu; replacing it", (int)pid, w->idx,
+                         why, st == SLOT_RUNNING ? "while running" : "before it started",
+                         (unsigned long long)id);
+            p->ops->lost(p->arg, cookie, st == SLOT_RUNNING || st == SLOT_DONE, reason, why);
         }
+    } else if (w->retiring) {
+        w->recycled++;
+        died_young = 0;
+        log_debug("worker %d (slot %u) retired after %llu jobs", (int)pid, w->idx,
+                  (unsigned long long)(w->jobs_done - w->jobs_at_spawn));
     } else if (!p->stopping) {
         log_warn("worker %d (slot %u) %s while idle; replacing it", (int)pid, w->idx, why);
     }
+    w->killing = 0;
+    w->retiring = 0;
     /* The dead process may have left the mutex, the condition or a count behind. */
     (void)slot_init(w->slot, p->cfg.payload_cap, p->cfg.result_cap);
     {
@@ -247,12 +315,21 @@ pool_spawn(struct pool_worker *w)
     if ((pid = fork()) < 0)
         return FORQ_ERR_SYSTEM;
     if (pid == 0) {
+        /* Its own process group: one kill(-pid) stops it and any command it runs. */
+        (void)setpgid(0, 0);
         /* A task must not be able to scribble on its siblings' slots. */
         for (unsigned i = 0; i < p->cfg.workers; i++)
             if (i != w->idx)
                 munmap(p->workers[i].slot, p->workers[i].map_len);
+        if (p->cfg.memory_limit > 0) {
+            struct rlimit rl = {p->cfg.memory_limit, p->cfg.memory_limit};
+
+            if (setrlimit(RLIMIT_AS, &rl) != 0)
+                _exit(1);
+        }
         worker_run(w->slot, w->done_fd, parent, p->tasks);
     }
+    (void)setpgid(pid, pid); /* both sides: whichever runs first, the group exists */
     if ((pidfd = pidfd_open(pid, 0)) < 0 ||
         (w->exit_ev = event_new(p->base, pidfd, EV_READ, pool_exit_cb, w)) == NULL ||
         event_add(w->exit_ev, NULL) != 0) {
@@ -295,7 +372,9 @@ pool_worker_init(struct pool *p, unsigned i)
         return FORQ_ERR_SYSTEM;
     w->done_ev = event_new(p->base, w->done_fd, EV_READ | EV_PERSIST, pool_done_cb, w);
     w->respawn_ev = evtimer_new(p->base, pool_respawn_cb, w);
-    if (w->done_ev == NULL || w->respawn_ev == NULL || event_add(w->done_ev, NULL) != 0)
+    w->deadline_ev = evtimer_new(p->base, pool_deadline_cb, w);
+    if (w->done_ev == NULL || w->respawn_ev == NULL || w->deadline_ev == NULL ||
+        event_add(w->done_ev, NULL) != 0)
         return FORQ_ERR_NOMEM;
     return 0;
 }
@@ -349,7 +428,7 @@ pool_idle(const struct pool *p)
 
 int
 pool_run(struct pool *p, uint64_t job_id, int task, const void *payload, size_t len,
-         void *cookie, pid_t *pid)
+         uint64_t timeout_ms, void *cookie, pid_t *pid)
 {
     struct pool_worker *w;
     int e;
@@ -360,14 +439,22 @@ pool_run(struct pool *p, uint64_t job_id, int task, const void *payload, size_t 
     if (p->nidle == 0)
         return FORQ_ERR_LIMIT;
     w = &p->workers[p->idle[p->nidle - 1]];
+    if (timeout_ms > 0) {
+        struct timeval tv = {(time_t)(timeout_ms / 1000), (suseconds_t)(timeout_ms % 1000) * 1000};
+
+        if (event_add(w->deadline_ev, &tv) != 0)
+            return FORQ_ERR_NOMEM;
+    }
     if (len > 0)
         memcpy(slot_payload(w->slot), payload, len);
     w->slot->job_id = job_id;
     w->slot->task = task;
     w->slot->payload_len = (uint32_t)len;
     e = slot_set_state(w->slot, SLOT_ASSIGNED);
-    if (e == FORQ_ERR_SYSTEM)
+    if (e == FORQ_ERR_SYSTEM) {
+        event_del(w->deadline_ev);
         return e;
+    }
     /*
      * FORQ_ERR_WORKER_LOST means the worker died holding the lock; its pidfd
      * fires soon and reports this job as never started, so it runs elsewhere.
@@ -378,6 +465,21 @@ pool_run(struct pool *p, uint64_t job_id, int task, const void *payload, size_t 
     w->job_id = job_id;
     *pid = w->pid;
     return 0;
+}
+
+int
+pool_kill(struct pool *p, uint64_t job_id)
+{
+    for (unsigned i = 0; i < p->cfg.workers; i++) {
+        struct pool_worker *w = &p->workers[i];
+
+        if (w->busy && w->job_id == job_id && w->pid != 0) {
+            if (!w->killing)
+                pool_kill_worker(w, POOL_LOST_KILLED);
+            return 0;
+        }
+    }
+    return FORQ_ERR_NOT_FOUND;
 }
 
 size_t
@@ -397,6 +499,8 @@ pool_info(const struct pool *p, size_t i, struct pool_worker_info *out)
     out->job = w->job_id;
     out->jobs_done = w->jobs_done;
     out->restarts = w->restarts;
+    out->recycled = w->recycled;
+    out->killed = w->killed;
 }
 
 /* Wait up to ms for the workers' pidfds to become readable (exited). */
@@ -435,8 +539,10 @@ pool_free(struct pool *p)
 
         if (w->pid == 0)
             continue;
-        if (w->busy || slot_set_state(w->slot, SLOT_EXIT) != 0)
+        if (w->busy || slot_set_state(w->slot, SLOT_EXIT) != 0) {
+            kill(-w->pid, SIGKILL);
             kill(w->pid, SIGKILL);
+        }
     }
     if (p->workers != NULL)
         pool_wait_exits(p, POOL_STOP_GRACE_MS);
@@ -453,6 +559,8 @@ pool_free(struct pool *p)
             event_free(w->done_ev);
         if (w->respawn_ev != NULL)
             event_free(w->respawn_ev);
+        if (w->deadline_ev != NULL)
+            event_free(w->deadline_ev);
         if (w->pidfd >= 0)
             close(w->pidfd);
         if (w->done_fd >= 0)

@@ -8,6 +8,12 @@
  * (with a growing delay if workers keep dying right after they start); the job
  * it held is reported through ops->lost, never dropped silently.
  *
+ * Each worker leads its own process group, so a command it runs (exec tasks)
+ * is killed with it. The pool kills a worker itself when a job runs past its
+ * timeout or is cancelled while running (pool_kill), retires a worker after
+ * max_jobs_per_worker jobs (it exits between jobs and is replaced at once),
+ * and starts every worker under RLIMIT_AS = memory_limit.
+ *
  * The pool knows nothing of jobs beyond an id, a task index, a payload and an
  * opaque cookie it hands back. Loop thread only.
  */
@@ -27,6 +33,15 @@ struct pool_config {
     unsigned workers;
     size_t payload_cap; /* largest payload a slot carries */
     size_t result_cap;  /* largest result a task may write */
+    uint64_t max_jobs_per_worker; /* retire a worker after this many jobs; 0: never */
+    uint64_t memory_limit;        /* RLIMIT_AS of each worker in bytes; 0: none */
+};
+
+/* Why a job came back through ops->lost. */
+enum pool_lost_reason {
+    POOL_LOST_DIED = 0, /* the worker died on its own (crash, signal, exit) */
+    POOL_LOST_TIMEOUT,  /* the pool killed it: the job ran past its timeout */
+    POOL_LOST_KILLED,   /* the pool killed it on request (pool_kill) */
 };
 
 struct pool_ops {
@@ -38,10 +53,12 @@ struct pool_ops {
     void (*done)(void *arg, void *cookie, int status, const uint8_t *result, size_t len,
                  const char *errmsg);
     /*
-     * The worker holding the job died. started is 0 when it died before it
-     * picked the job up (the job never ran). why describes the death.
+     * The worker holding the job died (reason: enum pool_lost_reason).
+     * started is 0 when it died before it picked the job up (the job never
+     * ran). why describes the death. The worker is dead by now, its whole
+     * process group killed: the job runs nowhere.
      */
-    void (*lost)(void *arg, void *cookie, int started, const char *why);
+    void (*lost)(void *arg, void *cookie, int started, int reason, const char *why);
     /* A worker became free: a good moment to hand out queued jobs. */
     void (*idle)(void *arg);
 };
@@ -67,12 +84,22 @@ unsigned pool_idle(const struct pool *p);
 
 /*
  * Hand a job to an idle worker: the payload is copied into its slot (the
- * only copy on the way to the task). Returns 0 with *pid set to the worker's
- * pid, FORQ_ERR_LIMIT when no worker is idle, FORQ_ERR_TOO_BIG when the
- * payload exceeds the slot, or FORQ_ERR_SYSTEM.
+ * only copy on the way to the task). With timeout_ms > 0 the worker is killed
+ * if the job has not finished that long after (ops->lost, POOL_LOST_TIMEOUT).
+ * Returns 0 with *pid set to the worker's pid, FORQ_ERR_LIMIT when no worker
+ * is idle, FORQ_ERR_TOO_BIG when the payload exceeds the slot, or
+ * FORQ_ERR_SYSTEM / FORQ_ERR_NOMEM.
  */
 int pool_run(struct pool *p, uint64_t job_id, int task, const void *payload, size_t len,
-             void *cookie, pid_t *pid);
+             uint64_t timeout_ms, void *cookie, pid_t *pid);
+
+/*
+ * Kill the worker running job_id (and its process group). The job comes back
+ * through ops->lost with POOL_LOST_KILLED once the worker is dead, or through
+ * ops->done if it had already finished. 0, or FORQ_ERR_NOT_FOUND when no
+ * worker holds that job.
+ */
+int pool_kill(struct pool *p, uint64_t job_id);
 
 struct pool_worker_info {
     unsigned slot;
@@ -80,6 +107,8 @@ struct pool_worker_info {
     const char *state; /* "idle", "busy" or "starting" */
     uint64_t job;      /* job id in the slot, 0 when none */
     uint64_t jobs_done, restarts;
+    uint64_t recycled; /* restarts that were retirements after max_jobs_per_worker */
+    uint64_t killed;   /* kills for timeouts and cancels */
 };
 
 /* Number of worker slots. */

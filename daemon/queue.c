@@ -17,6 +17,16 @@ queue_job_less(const void *a, const void *b)
     return x->seq < y->seq;
 }
 
+static int
+queue_job_less_lifo(const void *a, const void *b)
+{
+    const struct job *x = a, *y = b;
+
+    if (x->priority != y->priority)
+        return x->priority < y->priority;
+    return x->seq > y->seq;
+}
+
 static void
 queue_job_pos(void *item, size_t pos)
 {
@@ -80,6 +90,7 @@ queue_add(struct queue_set *set, const char *name, size_t len, uint64_t hash, st
     memcpy(q->name, name, len);
     q->hash = hash;
     q->ready_pos = HEAP_NONE;
+    LIST_INIT(&q->joiners);
     heap_init(&q->jobs, queue_job_less, queue_job_pos);
     first = idmap_get(&set->by_hash, hash);
     q->hash_next = first;
@@ -120,11 +131,21 @@ queue_len(const struct queue *q)
     return heap_len(&q->jobs);
 }
 
-/* Put q where it belongs in the ready heap after its head changed. */
+/* 1 when q may start its head job now. */
+static int
+queue_runnable(const struct queue *q)
+{
+    return heap_len(&q->jobs) > 0 && !q->paused && (q->limit == 0 || q->running < q->limit);
+}
+
+/*
+ * Put q where it belongs in the ready heap after its head, its running count
+ * or its settings changed. Only adding q to the heap can fail (ENOMEM).
+ */
 static int
 queue_reposition(struct queue_set *set, struct queue *q)
 {
-    if (heap_len(&q->jobs) == 0) {
+    if (!queue_runnable(q)) {
         if (q->ready_pos != HEAP_NONE)
             heap_remove(&set->ready, q->ready_pos);
         return 0;
@@ -176,4 +197,67 @@ queue_remove(struct queue_set *set, struct job *job)
     heap_remove(&q->jobs, job->heap_pos);
     (void)queue_reposition(set, q);
     set->queued--;
+}
+
+/* Joining the ready heap may need memory; on failure q waits for its next change. */
+static void
+queue_refresh(struct queue_set *set, struct queue *q)
+{
+    (void)queue_reposition(set, q);
+}
+
+void
+queue_started(struct queue_set *set, struct queue *q)
+{
+    q->running++;
+    queue_refresh(set, q);
+}
+
+void
+queue_stopped(struct queue_set *set, struct queue *q)
+{
+    q->running--;
+    queue_refresh(set, q);
+}
+
+void
+queue_pause(struct queue_set *set, struct queue *q, int paused)
+{
+    q->paused = paused != 0;
+    queue_refresh(set, q);
+}
+
+void
+queue_set_limit(struct queue_set *set, struct queue *q, uint32_t limit)
+{
+    q->limit = limit;
+    queue_refresh(set, q);
+}
+
+int
+queue_set_order(struct queue_set *set, struct queue *q, int lifo)
+{
+    struct heap h;
+    struct job *job;
+    size_t n = heap_len(&q->jobs);
+
+    if ((lifo != 0) == q->lifo)
+        return 0;
+    /* Rebuild the heap under the new order: reserve first, so nothing can fail halfway. */
+    heap_init(&h, lifo ? queue_job_less_lifo : queue_job_less, queue_job_pos);
+    if (n > 0 && heap_reserve(&h, n) != 0)
+        return FORQ_ERR_NOMEM;
+    while ((job = heap_pop(&q->jobs)) != NULL)
+        (void)heap_push(&h, job);
+    heap_fini(&q->jobs);
+    q->jobs = h;
+    q->lifo = lifo != 0;
+    queue_refresh(set, q);
+    return 0;
+}
+
+uint64_t
+queue_unfinished(const struct queue *q)
+{
+    return q->storing + q->scheduled + heap_len(&q->jobs) + q->running;
 }

@@ -3,10 +3,16 @@
  *
  * Each queue keeps its queued jobs in a min-heap keyed by (priority, arrival):
  * the lowest priority number first, FIFO among equals (Python's
- * PriorityQueue, beanstalkd). Across queues the next job is the one with the
- * lowest (priority, arrival) among the queues' heads: the set keeps a second
- * heap of non-empty queues keyed by their head job, so enqueue, dequeue and
- * removal from the middle (cancel) are O(log n + log q).
+ * PriorityQueue, beanstalkd), or newest first among equals for a LIFO queue
+ * (LifoQueue). Across queues the next job is the one with the lowest
+ * (priority, arrival) among the heads of the queues that may start a job:
+ * the set keeps a second heap of those queues keyed by their head job, so
+ * enqueue, dequeue and removal from the middle (cancel) are O(log n + log q).
+ *
+ * A queue may start a job when it has one, is not paused, and runs fewer
+ * jobs than its limit (a Semaphore(k); 0 = no limit). queue_started and
+ * queue_stopped keep the running count, so a queue at its limit leaves the
+ * ready heap and comes back the moment one of its jobs ends.
  *
  * Queues are created on first use, up to a limit, and live as long as the
  * set. Jobs are borrowed: the set never frees them. Loop thread only.
@@ -16,12 +22,14 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include "forq.h"
 #include "heap.h"
 #include "idmap.h"
 
 struct job;
+struct jobs_waiter;
 
 struct queue {
     char name[FORQ_NAME_MAX + 1];
@@ -32,7 +40,12 @@ struct queue {
 
     uint64_t running; /* jobs of this queue in workers now */
     uint64_t storing; /* submitted, waiting for the store to commit them */
-    uint64_t submitted, succeeded, failed, cancelled;
+    uint64_t scheduled; /* waiting for their delay or their next attempt */
+    uint64_t submitted, succeeded, failed, cancelled, retried;
+    uint32_t limit;   /* jobs of this queue running at once; 0 = no limit */
+    uint8_t paused;   /* start none of its jobs */
+    uint8_t lifo;     /* newest first within a priority */
+    LIST_HEAD(, jobs_waiter) joiners; /* JOINs waiting for it to drain (jobs.c's) */
 };
 
 struct queue_set {
@@ -67,5 +80,22 @@ struct job *queue_pop(struct queue_set *set);
 
 /* Remove a queued job from wherever it is in its queue (cancel). */
 void queue_remove(struct queue_set *set, struct job *job);
+
+/* A job of q went to a worker / came back from one. */
+void queue_started(struct queue_set *set, struct queue *q);
+void queue_stopped(struct queue_set *set, struct queue *q);
+
+/* Pause or resume q. */
+void queue_pause(struct queue_set *set, struct queue *q, int paused);
+/* Set q's concurrency limit (0: none). */
+void queue_set_limit(struct queue_set *set, struct queue *q, uint32_t limit);
+/*
+ * Make q FIFO (lifo 0) or LIFO within a priority; its queued jobs are
+ * reordered. 0 or FORQ_ERR_NOMEM (q unchanged).
+ */
+int queue_set_order(struct queue_set *set, struct queue *q, int lifo);
+
+/* Jobs of q not finished yet: being stored, scheduled, queued or running. */
+uint64_t queue_unfinished(const struct queue *q);
 
 #endif /* FORQ_QUEUE_H */

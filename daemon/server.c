@@ -320,6 +320,11 @@ server_new(const struct config *cfg, struct server **out)
         .data_dir = cfg->data_dir,
         .max_db_bytes = cfg->max_db_bytes,
         .result_cache = cfg->result_cache,
+        .retry_backoff_ms = cfg->retry_backoff_ms,
+        .retry_backoff_max_ms = cfg->retry_backoff_max_ms,
+        .max_jobs_per_worker = cfg->max_jobs_per_worker,
+        .memory_limit = cfg->memory_limit,
+        .conf = cfg,
         .hooks = {ops_submitted, ops_found, NULL},
     };
     char why[512];

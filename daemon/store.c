@@ -42,6 +42,7 @@ enum store_stmt {
     STORE_SQL_INSERT,
     STORE_SQL_PROGRESS,
     STORE_SQL_FINISH,
+    STORE_SQL_RETRY,
     STORE_SQL_LOOKUP,
     STORE_SQL_PURGE,
     STORE_SQL_NEXT_ID,
@@ -51,19 +52,23 @@ enum store_stmt {
 /* Columns of a job, in the order STORE_SQL_INSERT binds and store_load reads them. */
 #define STORE_JOB_COLUMNS                                                                      \
     "id, state, task, queue, priority, delay_ms, timeout_ms, max_retries, unique_key, "        \
-    "attempts, worker_pid, created_us, started_us, finished_us, payload"
+    "attempts, worker_pid, created_us, started_us, finished_us, payload, run_at_us, "        \
+    "err_code, err_msg"
 
 static const char *const store_sql[STORE_SQL__COUNT] = {
     [STORE_SQL_BEGIN] = "BEGIN",
     [STORE_SQL_COMMIT] = "COMMIT",
     [STORE_SQL_ROLLBACK] = "ROLLBACK",
     [STORE_SQL_INSERT] = "INSERT INTO jobs (" STORE_JOB_COLUMNS ") "
-                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
+                         "?16, ?17, ?18)",
     [STORE_SQL_PROGRESS] = "UPDATE jobs SET state = ?2, attempts = ?3, worker_pid = ?4, "
                            "started_us = ?5 WHERE id = ?1",
     [STORE_SQL_FINISH] = "UPDATE jobs SET state = ?2, attempts = ?3, worker_pid = ?4, "
                          "started_us = ?5, finished_us = ?6, result = ?7, err_code = ?8, "
                          "err_msg = ?9, payload = NULL WHERE id = ?1",
+    [STORE_SQL_RETRY] = "UPDATE jobs SET state = ?2, attempts = ?3, worker_pid = ?4, "
+                        "started_us = ?5, run_at_us = ?6, err_code = ?7, err_msg = ?8 WHERE id = ?1",
     [STORE_SQL_LOOKUP] = "SELECT state, task, queue, priority, delay_ms, timeout_ms, "
                          "max_retries, unique_key, attempts, worker_pid, created_us, "
                          "started_us, finished_us, result, err_code, err_msg "
@@ -115,6 +120,13 @@ static const char *const store_migrations[STORE_SCHEMA_VERSION] = {
     /* Ids are never reused, even once every job that had them is purged. */
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
     "INSERT INTO meta (key, value) VALUES ('next_id', 1);",
+    /*
+     * 1 -> 2: delays and retries. A scheduled job's time (its delay, or its
+     * backoff before the next attempt) is wall-clock µs, so it keeps its
+     * meaning across a restart. err_code/err_msg of an unfinished job hold
+     * its last failed attempt.
+     */
+    "ALTER TABLE jobs ADD COLUMN run_at_us INTEGER NOT NULL DEFAULT 0;",
 };
 
 struct store {
@@ -450,6 +462,9 @@ store_load(struct store *st, store_load_fn fn, void *arg, uint64_t *next_id, cha
         job.finished_us = (uint64_t)sqlite3_column_int64(s, 13);
         job.payload = sqlite3_column_blob(s, 14);
         job.payload_len = (size_t)sqlite3_column_bytes(s, 14);
+        job.run_at_us = (uint64_t)sqlite3_column_int64(s, 15);
+        job.err_code = sqlite3_column_int(s, 16);
+        job.err_msg = (const char *)sqlite3_column_text(s, 17);
         if ((e = fn(arg, &job)) != 0)
             break;
     }
@@ -529,6 +544,9 @@ store_do_insert(struct store *st, const struct store_job *j)
     sqlite3_bind_int64(s, 13, (sqlite3_int64)j->started_us);
     sqlite3_bind_int64(s, 14, (sqlite3_int64)j->finished_us);
     store_bind_blob(s, 15, j->payload, j->payload_len);
+    sqlite3_bind_int64(s, 16, (sqlite3_int64)j->run_at_us);
+    sqlite3_bind_int(s, 17, j->err_code);
+    store_bind_text(s, 18, j->err_code != 0 ? j->err_msg : NULL);
     return store_step(s);
 }
 
@@ -565,6 +583,18 @@ store_do_finish(struct store *st, const struct store_job *j)
         sqlite3_bind_null(s, 7);
     sqlite3_bind_int(s, 8, j->err_code);
     store_bind_text(s, 9, j->err_code != 0 ? j->err_msg : NULL);
+    return store_step(s);
+}
+
+static int
+store_do_retry(struct store *st, const struct store_job *j)
+{
+    sqlite3_stmt *s = st->stmt[STORE_SQL_RETRY];
+
+    store_bind_progress(s, j);
+    sqlite3_bind_int64(s, 6, (sqlite3_int64)j->run_at_us);
+    sqlite3_bind_int(s, 7, j->err_code);
+    store_bind_text(s, 8, j->err_code != 0 ? j->err_msg : NULL);
     return store_step(s);
 }
 
@@ -648,6 +678,8 @@ store_do(struct store *st, struct store_rec *rec)
         return store_do_progress(st, &rec->job);
     case STORE_FINISH:
         return store_do_finish(st, &rec->job);
+    case STORE_RETRY:
+        return store_do_retry(st, &rec->job);
     case STORE_LOOKUP:
         return store_do_lookup(st, rec);
     default:

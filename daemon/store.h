@@ -36,7 +36,7 @@ enum store_durability {
     STORE_FULL,    /* committed and fsynced before the ack */
 };
 
-#define STORE_SCHEMA_VERSION 1 /* PRAGMA user_version after the last migration */
+#define STORE_SCHEMA_VERSION 2 /* PRAGMA user_version after the last migration */
 
 struct store_config {
     const char *dir;       /* data directory; created (0700) if missing */
@@ -61,12 +61,13 @@ struct store_job {
     uint32_t max_retries, attempts;
     int32_t worker_pid;
     uint64_t created_us, started_us, finished_us;
+    uint64_t run_at_us; /* scheduled: when it becomes runnable */
     const uint8_t *payload;
     size_t payload_len;
     const char *unique_key; /* NULL: none */
     const uint8_t *result;
     size_t result_len;
-    int err_code;
+    int err_code;        /* final error, or the last failed attempt's */
     const char *err_msg; /* NULL: none */
 };
 
@@ -74,6 +75,7 @@ enum store_op {
     STORE_INSERT,  /* a new job; every field */
     STORE_RUNNING, /* id, state, attempts, worker_pid, started_us */
     STORE_REQUEUE, /* id, state, attempts: handed back before it ran */
+    STORE_RETRY,   /* id, state, attempts, run_at_us, err_code + err_msg: waits for a retry */
     STORE_FINISH,  /* id, state, finished_us, result or err_code + err_msg; drops the payload */
     STORE_LOOKUP,  /* id in; job out (found = 1) */
 };
@@ -97,7 +99,7 @@ typedef void (*store_done_fn)(void *arg, struct store_rec *rec);
 
 /*
  * Called by store_load for each unfinished job (queued, scheduled or
- * running), in id order. Return 0 to go on, or a FORQ_ERR_* to stop the load
+ * running; with run_at_us and the last attempt's error), in id order. Return 0 to go on, or a FORQ_ERR_* to stop the load
  * with that code.
  */
 typedef int (*store_load_fn)(void *arg, const struct store_job *job);

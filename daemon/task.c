@@ -4,10 +4,13 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "exec.h"
 #include "msg.h"
+#include "plugin.h"
 #include "task.h"
 
 /*
@@ -110,8 +113,39 @@ task_fail(struct forq_task_io *io)
     return FORQ_ERR_TASK_FAILED;
 }
 
+/*
+ * Allocate the payload's MiB and write every byte, so that the pages are
+ * really there, then free them: a way to see the workers' memory_limit work.
+ */
+static int
+task_alloc(struct forq_task_io *io)
+{
+    uint64_t mib;
+    size_t n;
+    void *p;
+    int e;
+
+    if ((e = task_parse_uint(io, 1048576, &mib)) != 0)
+        return e;
+    n = (size_t)mib << 20;
+    if (n > 0) {
+        if ((p = malloc(n)) == NULL) {
+            snprintf(io->errmsg, io->errmsg_cap,
+                     "cannot allocate %" PRIu64 " MiB: the worker's memory limit (memory_limit) "
+                     "or the system refused",
+                     mib);
+            return FORQ_ERR_MEMORY_LIMIT;
+        }
+        memset(p, 0x5a, n);
+        /* Stop the compiler from proving the block unused and dropping malloc and all. */
+        __asm__ volatile("" : : "r"(p) : "memory");
+        free(p);
+    }
+    return forq_task_set_result(io, "ok", 2);
+}
+
 int
-task_table_add(struct task_table *t, const char *name, forq_task_fn fn)
+task_table_add_ctx(struct task_table *t, const char *name, forq_task_fn fn, void *ctx)
 {
     size_t n = strlen(name);
 
@@ -121,7 +155,29 @@ task_table_add(struct task_table *t, const char *name, forq_task_fn fn)
         return FORQ_ERR_LIMIT;
     t->defs[t->ntasks].name = name;
     t->defs[t->ntasks].fn = fn;
+    t->defs[t->ntasks].ctx = ctx;
     t->ntasks++;
+    return 0;
+}
+
+int
+task_table_add(struct task_table *t, const char *name, forq_task_fn fn)
+{
+    return task_table_add_ctx(t, name, fn, NULL);
+}
+
+int
+task_table_build(struct task_table *t, const struct config *cfg, char *why, size_t whylen)
+{
+    int e;
+
+    task_table_init(t);
+    for (size_t i = 0; i < cfg->nplugins; i++)
+        if ((e = plugin_load(t, cfg->plugins[i], why, whylen)) != 0)
+            return e;
+    for (size_t i = 0; i < cfg->ntasks; i++)
+        if ((e = exec_task_add(t, &cfg->tasks[i], cfg->max_result, why, whylen)) != 0)
+            return e;
     return 0;
 }
 
@@ -134,6 +190,7 @@ task_table_init(struct task_table *t)
     (void)task_table_add(t, "sleep", task_sleep);
     (void)task_table_add(t, "fib", task_fib);
     (void)task_table_add(t, "fail", task_fail);
+    (void)task_table_add(t, "alloc", task_alloc);
 }
 
 int
@@ -164,6 +221,7 @@ task_run(const struct task_table *t, int idx, struct forq_task_io *io)
     io->errmsg[0] = '\0';
     if (idx < 0 || (size_t)idx >= t->ntasks)
         return forq_task_fail(io, "no task with index %d", idx);
+    io->ctx = t->defs[idx].ctx;
     r = t->defs[idx].fn(io);
     if (r > 0 || r < FORQ_ERR__LAST)
         r = FORQ_ERR_TASK_FAILED;

@@ -10,13 +10,18 @@
  *   fib    fib(n) for the payload's n (decimal text, 0..50), computed
  *          recursively so that it is CPU-bound; result as decimal text
  *   fail   always fails; the payload is the error message
- * Read-only after start-up; safe to share.
+ *   alloc  allocates and touches the payload's MiB of memory (decimal text,
+ *          0..1048576), frees it and answers "ok"; fails with memory_limit
+ *          when the allocation is refused (the worker's RLIMIT_AS)
+ * Plugin tasks (plugin.h) and exec tasks (exec.h) are added by
+ * task_table_build. Read-only after start-up; safe to share.
  */
 #ifndef FORQ_TASK_H_INTERNAL
 #define FORQ_TASK_H_INTERNAL
 
 #include <stddef.h>
 
+#include "config.h"
 #include "forq_task.h"
 
 #define TASK_MAX 1024
@@ -30,10 +35,20 @@ struct task_table {
 void task_table_init(struct task_table *t);
 
 /*
- * Add a task. Returns 0, FORQ_ERR_INVALID (bad name, or the name is taken) or
- * FORQ_ERR_LIMIT (table full).
+ * Add a task; name and ctx must outlive the table. Returns 0,
+ * FORQ_ERR_INVALID (bad name, or the name is taken) or FORQ_ERR_LIMIT (table
+ * full).
  */
 int task_table_add(struct task_table *t, const char *name, forq_task_fn fn);
+int task_table_add_ctx(struct task_table *t, const char *name, forq_task_fn fn, void *ctx);
+
+/*
+ * The whole table forqd runs with: the built-ins, then every plugin (in
+ * order), then the exec tasks. Returns 0, or FORQ_ERR_INVALID / FORQ_ERR_LIMIT /
+ * FORQ_ERR_NOMEM with a one-line reason naming the plugin or task in why.
+ * The config must outlive the table (names and argv are borrowed).
+ */
+int task_table_build(struct task_table *t, const struct config *cfg, char *why, size_t whylen);
 
 /* Index of the task called name (len bytes), or -1. */
 int task_find(const struct task_table *t, const char *name, size_t len);
@@ -42,7 +57,7 @@ int task_find(const struct task_table *t, const char *name, size_t len);
 const char *task_name(const struct task_table *t, int idx);
 
 /*
- * Run task idx on io (worker process). Returns the task's status: 0 or a
+ * Run task idx on io (worker process); io->ctx is set from the table. Returns the task's status: 0 or a
  * negative FORQ_ERR_* with io->errmsg set; a task returning anything else is
  * reported as FORQ_ERR_TASK_FAILED.
  */

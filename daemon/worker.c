@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "forq.h"
@@ -74,10 +75,12 @@ void
 worker_run(struct slot *s, int done_fd, pid_t parent, const struct task_table *tasks)
 {
     struct forq_task_io io;
+    struct rlimit rl;
     uint32_t len;
-    int task, status;
+    int task, status, limited;
 
     worker_prepare(done_fd, parent);
+    limited = getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY;
     log_debug("worker %d ready", (int)getpid());
     for (;;) {
         if (worker_wait(s, &task, &len) == SLOT_EXIT)
@@ -89,7 +92,11 @@ worker_run(struct slot *s, int done_fd, pid_t parent, const struct task_table *t
         io.result_len = 0;
         io.errmsg = s->errmsg;
         io.errmsg_cap = sizeof(s->errmsg);
+        io.job_id = s->job_id;
         status = task_run(tasks, task, &io);
+        /* Under RLIMIT_AS, running out of memory means the job hit the worker's limit. */
+        if (status == FORQ_ERR_NOMEM && limited)
+            status = FORQ_ERR_MEMORY_LIMIT;
         s->status = status;
         s->result_len = status == 0 ? (uint32_t)io.result_len : 0;
         s->jobs_done++;

@@ -78,7 +78,7 @@ static const struct msg_field msg_submit_fields[] = {
     F(struct msg_submit, "priority", MSG_F_I32, 0, priority, 0),
     F(struct msg_submit, "delay_ms", MSG_F_U64, 0, delay_ms, MSG_MS_MAX),
     F(struct msg_submit, "timeout_ms", MSG_F_U64, 0, timeout_ms, MSG_MS_MAX),
-    F(struct msg_submit, "max_retries", MSG_F_U32, 0, max_retries, 1000),
+    F(struct msg_submit, "max_retries", MSG_F_U32, 0, max_retries, MSG_RETRIES_MAX),
     F(struct msg_submit, "unique_key", MSG_F_STR, 0, unique_key, MSG_KEY_MAX),
 };
 static const struct msg_field msg_wait_fields[] = {
@@ -87,6 +87,20 @@ static const struct msg_field msg_wait_fields[] = {
 };
 static const struct msg_field msg_jobref_fields[] = {
     F(struct msg_jobref, "id", MSG_F_U64, MSG_REQUIRED, id, 0),
+};
+static const struct msg_field msg_cancel_fields[] = {
+    F(struct msg_cancel, "id", MSG_F_U64, MSG_REQUIRED, id, 0),
+    F(struct msg_cancel, "running", MSG_F_BOOL, 0, running, 0),
+};
+static const struct msg_field msg_queue_req_fields[] = {
+    F(struct msg_queue_req, "queue", MSG_F_NAME, MSG_REQUIRED, queue, 0),
+    F(struct msg_queue_req, "action", MSG_F_STR, MSG_REQUIRED, action, 16),
+    F(struct msg_queue_req, "limit", MSG_F_TIMEOUT, 0, limit, MSG_QUEUE_LIMIT_MAX),
+    F(struct msg_queue_req, "order", MSG_F_STR, 0, order, 16),
+};
+static const struct msg_field msg_join_fields[] = {
+    F(struct msg_join, "queue", MSG_F_NAME, MSG_REQUIRED, queue, 0),
+    F(struct msg_join, "timeout_ms", MSG_F_TIMEOUT, 0, timeout_ms, MSG_MS_MAX),
 };
 static const struct msg_field msg_watch_fields[] = {
     FIDS(struct msg_watch, "ids", MSG_REQUIRED, ids, nids, MSG_WATCH_MAX),
@@ -102,16 +116,19 @@ static const struct msg_spec msg_request_specs[MSG_OP__COUNT] = {
     [MSG_OP_SUBMIT] = SPEC(struct msg_submit, msg_submit_fields),
     [MSG_OP_WAIT] = SPEC(struct msg_wait, msg_wait_fields),
     [MSG_OP_STATUS] = SPEC(struct msg_jobref, msg_jobref_fields),
-    [MSG_OP_CANCEL] = SPEC(struct msg_jobref, msg_jobref_fields),
+    [MSG_OP_CANCEL] = SPEC(struct msg_cancel, msg_cancel_fields),
     [MSG_OP_STATS] = SPEC_EMPTY(struct msg_jobref),
     [MSG_OP_WATCH] = SPEC(struct msg_watch, msg_watch_fields),
     [MSG_OP_UNWATCH] = SPEC(struct msg_unwatch, msg_unwatch_fields),
+    [MSG_OP_QUEUE] = SPEC(struct msg_queue_req, msg_queue_req_fields),
+    [MSG_OP_JOIN] = SPEC(struct msg_join, msg_join_fields),
 };
 
 static const char *const msg_op_names[MSG_OP__COUNT] = {
     [MSG_OP_HELLO] = "hello",   [MSG_OP_PING] = "ping",     [MSG_OP_SUBMIT] = "submit",
     [MSG_OP_WAIT] = "wait",     [MSG_OP_STATUS] = "status", [MSG_OP_CANCEL] = "cancel",
     [MSG_OP_STATS] = "stats",   [MSG_OP_WATCH] = "watch",   [MSG_OP_UNWATCH] = "unwatch",
+    [MSG_OP_QUEUE] = "queue",   [MSG_OP_JOIN] = "join",
 };
 
 static const struct msg_field msg_error_fields[] = {
@@ -134,6 +151,11 @@ static const struct msg_field msg_job_fields[] = {
     F(struct msg_job, "result_size", MSG_F_U64, 0, result_size, 0),
     F(struct msg_job, "result", MSG_F_BYTES, 0, result, 0),
     FMAP(struct msg_job, "error", 0, error, msg_error_spec),
+    F(struct msg_job, "max_retries", MSG_F_U32, 0, max_retries, 0),
+    F(struct msg_job, "timeout_ms", MSG_F_U64, 0, timeout_ms, 0),
+    F(struct msg_job, "run_at_us", MSG_F_U64, 0, run_at_us, 0),
+    F(struct msg_job, "unique_key", MSG_F_STR, 0, unique_key, 0),
+    FMAP(struct msg_job, "last_error", 0, last_error, msg_error_spec),
 };
 static const struct msg_spec msg_job_spec = SPEC(struct msg_job, msg_job_fields);
 
@@ -145,6 +167,11 @@ static const struct msg_field msg_queue_stats_fields[] = {
     F(struct msg_queue_stats, "succeeded", MSG_F_U64, 0, succeeded, 0),
     F(struct msg_queue_stats, "failed", MSG_F_U64, 0, failed, 0),
     F(struct msg_queue_stats, "cancelled", MSG_F_U64, 0, cancelled, 0),
+    F(struct msg_queue_stats, "scheduled", MSG_F_U64, 0, scheduled, 0),
+    F(struct msg_queue_stats, "retried", MSG_F_U64, 0, retried, 0),
+    F(struct msg_queue_stats, "paused", MSG_F_BOOL, 0, paused, 0),
+    F(struct msg_queue_stats, "limit", MSG_F_U32, 0, limit, 0),
+    F(struct msg_queue_stats, "order", MSG_F_STR, 0, order, 0),
 };
 static const struct msg_spec msg_queue_stats_spec =
     SPEC(struct msg_queue_stats, msg_queue_stats_fields);
@@ -170,6 +197,8 @@ static const struct msg_field msg_stats_fields[] = {
     F(struct msg_stats, "succeeded", MSG_F_U64, 0, succeeded, 0),
     F(struct msg_stats, "failed", MSG_F_U64, 0, failed, 0),
     F(struct msg_stats, "cancelled", MSG_F_U64, 0, cancelled, 0),
+    F(struct msg_stats, "scheduled", MSG_F_U64, 0, scheduled, 0),
+    F(struct msg_stats, "retried", MSG_F_U64, 0, retried, 0),
     F(struct msg_stats, "durability", MSG_F_STR, 0, durability, 0),
     F(struct msg_stats, "store_commits", MSG_F_U64, 0, store_commits, 0),
     F(struct msg_stats, "store_fsyncs", MSG_F_U64, 0, store_fsyncs, 0),
@@ -190,6 +219,10 @@ static const struct msg_field msg_hello_ok_fields[] = {
 };
 static const struct msg_field msg_submit_ok_fields[] = {
     F(struct msg_response, "id", MSG_F_U64, MSG_REQUIRED, id, 0),
+    F(struct msg_response, "duplicate", MSG_F_BOOL, 0, duplicate, 0),
+};
+static const struct msg_field msg_queue_ok_fields[] = {
+    FMAP(struct msg_response, "queue", MSG_REQUIRED, queue, msg_queue_stats_spec),
 };
 static const struct msg_field msg_job_ok_fields[] = {
     FMAP(struct msg_response, "job", MSG_REQUIRED, job, msg_job_spec),
@@ -220,6 +253,8 @@ static const struct msg_spec msg_response_specs[MSG_OP__COUNT] = {
     [MSG_OP_STATS] = SPEC(struct msg_response, msg_stats_ok_fields),
     [MSG_OP_WATCH] = SPEC(struct msg_response, msg_watch_ok_fields),
     [MSG_OP_UNWATCH] = SPEC_EMPTY(struct msg_response),
+    [MSG_OP_QUEUE] = SPEC(struct msg_response, msg_queue_ok_fields),
+    [MSG_OP_JOIN] = SPEC_EMPTY(struct msg_response),
 };
 
 /* ------------------------------------------------------------------ small helpers */

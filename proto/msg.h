@@ -32,6 +32,8 @@
 #define MSG_KEY_MAX        256   /* unique_key, token, client name: bytes */
 #define MSG_MS_MAX         ((uint64_t)1 << 40) /* ~35 years: delays and timeouts */
 #define MSG_WATCH_MAX      10000 /* ids in one WATCH */
+#define MSG_RETRIES_MAX    1000  /* max_retries of a job */
+#define MSG_QUEUE_LIMIT_MAX 1000000 /* a queue's concurrency limit */
 
 enum msg_op {
     MSG_OP_HELLO = 0,
@@ -43,6 +45,8 @@ enum msg_op {
     MSG_OP_STATS,
     MSG_OP_WATCH,
     MSG_OP_UNWATCH,
+    MSG_OP_QUEUE,
+    MSG_OP_JOIN,
     MSG_OP__COUNT
 };
 
@@ -83,6 +87,25 @@ struct msg_jobref {
     uint64_t id;
 };
 
+struct msg_cancel {
+    uint64_t id;
+    int running; /* 1: also cancel a running job, killing its worker */
+};
+
+/* Look at or change a queue (PROTOCOL.md, "queue"). */
+struct msg_queue_req {
+    struct msg_str queue;  /* required name */
+    struct msg_str action; /* required: "info", "pause", "resume" or "set" */
+    int64_t limit;         /* set: concurrency limit, 0 = none; -1 (absent) = unchanged */
+    struct msg_str order;  /* set: "fifo" or "lifo"; empty (absent) = unchanged */
+};
+
+/* Answer once the queue has no unfinished job (PROTOCOL.md, "join"). */
+struct msg_join {
+    struct msg_str queue; /* required name */
+    int64_t timeout_ms;   /* -1 (absent on the wire) = no limit; 0 = answer now */
+};
+
 /* Report each of these jobs as it finishes (PROTOCOL.md, "watch"). */
 struct msg_watch {
     const uint64_t *ids; /* required: 1..MSG_WATCH_MAX ids, in the decoder's zone */
@@ -103,9 +126,11 @@ struct msg_request {
         struct msg_submit submit;
         struct msg_wait wait;
         struct msg_jobref status;
-        struct msg_jobref cancel;
+        struct msg_cancel cancel;
         struct msg_watch watch;
         struct msg_unwatch unwatch;
+        struct msg_queue_req queue;
+        struct msg_join join;
     } u;
 };
 
@@ -134,11 +159,20 @@ struct msg_job {
     uint64_t result_size;
     struct msg_str result;  /* WAIT answers only, when succeeded */
     struct msg_error error; /* when failed or cancelled */
+    uint32_t max_retries;
+    uint64_t timeout_ms;      /* 0 = none */
+    uint64_t run_at_us;       /* scheduled: when it becomes runnable (unix µs) */
+    struct msg_str unique_key;
+    struct msg_error last_error; /* the last failed attempt, while retries remain */
 };
 
 struct msg_queue_stats {
     struct msg_str name;
     uint64_t queued, running, submitted, succeeded, failed, cancelled;
+    uint64_t scheduled, retried;
+    int paused;
+    uint32_t limit;       /* 0 = none */
+    struct msg_str order; /* "fifo" or "lifo" */
 };
 
 struct msg_worker_stats {
@@ -152,6 +186,7 @@ struct msg_stats {
     struct msg_str server;
     uint64_t uptime_ms, connections;
     uint64_t queued, running, submitted, succeeded, failed, cancelled;
+    uint64_t scheduled, retried;
     struct msg_str durability; /* "full", "normal" or "off" */
     uint64_t store_commits, store_fsyncs, store_records, store_failures;
     uint64_t store_max_batch, store_commit_us, store_purged;
@@ -175,8 +210,10 @@ struct msg_response {
     struct msg_error err;
     struct msg_hello_ok hello; /* HELLO */
     uint64_t id;               /* SUBMIT; the job of a WATCH event with err */
+    int duplicate;             /* SUBMIT: id is an unfinished job with the same unique_key */
     struct msg_job job;        /* WAIT, STATUS, CANCEL; a WATCH event */
     struct msg_stats stats;    /* STATS */
+    struct msg_queue_stats queue; /* QUEUE */
 };
 
 /* ------------------------------------------------------------------ decoding */

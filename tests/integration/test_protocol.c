@@ -350,6 +350,7 @@ test_wait_timeout_and_cancel(void **state)
     req.u.wait.timeout_ms = 20; /* a parked wait that times out */
     expect_refused(c, c->fd, &req, FORQ_ERR_TIMEOUT);
 
+    memset(&req, 0, sizeof(req)); /* cancel.running must not inherit wait.timeout_ms */
     req.op = MSG_OP_CANCEL;
     req.rid = ++c->rid;
     req.u.cancel.id = queued;

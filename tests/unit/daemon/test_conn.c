@@ -279,7 +279,7 @@ test_conn_inflight_limit_pauses_reading(void **state)
     assert_int_equal(fx->conn->inflight, 2);
 
     /* Cancelling the job answers both WAITs; then the PING is read and answered. */
-    assert_int_equal(jobs_cancel(fx->srv->jobs, queued, &job, why, sizeof(why)), 0);
+    assert_int_equal(jobs_cancel(fx->srv->jobs, queued, 0, &job, why, sizeof(why)), 0);
     for (int i = 0; i < 2; i++) {
         assert_int_equal(test_answer(fx, MSG_OP_WAIT, &resp, 0), 1);
         assert_true(resp.rid == 10 || resp.rid == 11);

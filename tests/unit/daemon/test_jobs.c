@@ -39,7 +39,8 @@ struct test_fx {
 
 /* Without a store, jobs answers a submission before jobs_submit returns. */
 static void
-test_submitted_cb(void *arg, const struct jobs_origin *o, int code, uint64_t id, const char *why)
+test_submitted_cb(void *arg, const struct jobs_origin *o, int code, uint64_t id, int dup,
+                  const char *why)
 {
     struct test_fx *fx = arg;
 
@@ -265,7 +266,7 @@ test_jobs_wait_timeout_and_cancel(void **state)
 
     /* Cancelling answers a parked wait at once, with the cancelled job. */
     assert_int_equal(jobs_wait(fx->jobs, queued, -1, test_waited_cb, &parked, 8, &w), 0);
-    assert_int_equal(jobs_cancel(fx->jobs, queued, &job, why, sizeof(why)), 0);
+    assert_int_equal(jobs_cancel(fx->jobs, queued, 0, &job, why, sizeof(why)), 0);
     assert_int_equal(parked.calls, 1);
     assert_int_equal(parked.code, 0);
     assert_int_equal(parked.state, FORQ_STATE_CANCELLED);
@@ -275,8 +276,8 @@ test_jobs_wait_timeout_and_cancel(void **state)
     /* Waiting on a finished job is the caller's to answer; a running one cannot be cancelled. */
     assert_int_equal(jobs_wait(fx->jobs, queued, -1, test_waited_cb, &parked, 9, &w),
                      FORQ_ERR_STATE);
-    assert_int_equal(jobs_cancel(fx->jobs, busy, &job, why, sizeof(why)), FORQ_ERR_STATE);
-    assert_int_equal(jobs_cancel(fx->jobs, 999999, &job, why, sizeof(why)), FORQ_ERR_NOT_FOUND);
+    assert_int_equal(jobs_cancel(fx->jobs, busy, 0, &job, why, sizeof(why)), FORQ_ERR_STATE);
+    assert_int_equal(jobs_cancel(fx->jobs, 999999, 0, &job, why, sizeof(why)), FORQ_ERR_NOT_FOUND);
 
     /* A withdrawn wait is never called. */
     assert_int_equal(jobs_wait(fx->jobs, busy, 1, test_waited_cb, &timed, 10, &w), 0);

@@ -99,7 +99,7 @@ test_done_cb(void *arg, void *cookie, int status, const uint8_t *result, size_t 
 }
 
 static void
-test_lost_cb(void *arg, void *cookie, int started, const char *why)
+test_lost_cb(void *arg, void *cookie, int started, int reason, const char *why)
 {
     struct test_fx *fx = arg;
     struct test_job *job = cookie;
@@ -122,7 +122,7 @@ test_idle_cb(void *arg)
 
 static const struct pool_ops test_ops = {test_done_cb, test_lost_cb, test_idle_cb};
 
-static const struct pool_config test_cfg = {TEST_WORKERS, TEST_PAYLOAD_CAP, TEST_RESULT_CAP};
+static const struct pool_config test_cfg = {TEST_WORKERS, TEST_PAYLOAD_CAP, TEST_RESULT_CAP, 0, 0};
 
 static int
 test_setup(void **state)
@@ -184,7 +184,7 @@ test_run(struct test_fx *fx, const char *task, const char *payload, struct test_
 
     memset(job, 0, sizeof(*job));
     assert_int_equal(
-        pool_run(fx->pool, 1, test_task(fx, task), payload, strlen(payload), job, &pid), 0);
+        pool_run(fx->pool, 1, test_task(fx, task), payload, strlen(payload), 0, job, &pid), 0);
     assert_true(pid > 0);
     return pid;
 }
@@ -368,7 +368,7 @@ static void
 test_pool_new_rejects_zero_workers(void **state)
 {
     struct test_fx *fx = *state;
-    struct pool_config cfg = {0, 16, 16};
+    struct pool_config cfg = {0, 16, 16, 0, 0};
     struct pool *p = (struct pool *)fx; /* must be cleared */
 
     assert_int_equal(pool_new(fx->base, &cfg, &fx->tasks, &test_ops, fx, &p), FORQ_ERR_INVALID);
@@ -425,7 +425,7 @@ test_pool_failing_task_reports_message(void **state)
     /* A bad argument and a task index nobody knows fail the same way. */
     (void)test_run(fx, "fib", "51", &job);
     memset(&bad, 0, sizeof(bad));
-    assert_int_equal(pool_run(fx->pool, 2, 999, "", 0, &bad, &pid), 0);
+    assert_int_equal(pool_run(fx->pool, 2, 999, "", 0, 0, &bad, &pid), 0);
     assert_true(test_wait(fx, UNTIL_DONE, 3));
     assert_int_equal(job.done, 1);
     assert_int_equal(job.status, FORQ_ERR_TASK_FAILED);
@@ -452,7 +452,7 @@ test_pool_idle_count_and_limit(void **state)
     assert_int_not_equal(pa, pb);
 
     /* No worker free: refused, nothing taken. */
-    assert_int_equal(pool_run(fx->pool, 3, test_task(fx, "echo"), "x", 1, &c, &pid),
+    assert_int_equal(pool_run(fx->pool, 3, test_task(fx, "echo"), "x", 1, 0, &c, &pid),
                      FORQ_ERR_LIMIT);
     assert_int_equal(pid, 0);
     assert_int_equal(pool_idle(fx->pool), 0);
@@ -460,7 +460,7 @@ test_pool_idle_count_and_limit(void **state)
     {
         static char big[TEST_PAYLOAD_CAP + 1];
 
-        assert_int_equal(pool_run(fx->pool, 4, test_task(fx, "echo"), big, sizeof(big), &c, &pid),
+        assert_int_equal(pool_run(fx->pool, 4, test_task(fx, "echo"), big, sizeof(big), 0, &c, &pid),
                          FORQ_ERR_TOO_BIG);
     }
 
@@ -486,14 +486,14 @@ test_pool_payload_and_result_caps(void **state)
 
     memset(big, 'p', sizeof(big));
     memset(&job, 0, sizeof(job));
-    assert_int_equal(pool_run(fx->pool, 1, test_task(fx, "echo"), big, sizeof(big), &job, &pid),
+    assert_int_equal(pool_run(fx->pool, 1, test_task(fx, "echo"), big, sizeof(big), 0, &job, &pid),
                      FORQ_ERR_TOO_BIG);
     assert_int_equal(pid, 0);
     assert_int_equal(pool_idle(fx->pool), TEST_WORKERS);
 
     /* A full payload travels; its echo is over the result cap and fails in the worker. */
     assert_int_equal(
-        pool_run(fx->pool, 1, test_task(fx, "echo"), big, TEST_PAYLOAD_CAP, &job, &pid), 0);
+        pool_run(fx->pool, 1, test_task(fx, "echo"), big, TEST_PAYLOAD_CAP, 0, &job, &pid), 0);
     assert_true(test_wait(fx, UNTIL_DONE, 1));
     assert_int_equal(job.status, FORQ_ERR_TOO_BIG);
     assert_non_null(strstr(job.errmsg, "exceeds the limit of 128"));
@@ -502,7 +502,7 @@ test_pool_payload_and_result_caps(void **state)
     /* Exactly the result cap comes back whole. */
     memset(&job, 0, sizeof(job));
     assert_int_equal(
-        pool_run(fx->pool, 2, test_task(fx, "upper"), big, TEST_RESULT_CAP, &job, &pid), 0);
+        pool_run(fx->pool, 2, test_task(fx, "upper"), big, TEST_RESULT_CAP, 0, &job, &pid), 0);
     assert_true(test_wait(fx, UNTIL_DONE, 2));
     assert_int_equal(job.status, 0);
     assert_int_equal(job.result_len, TEST_RESULT_CAP);

@@ -382,6 +382,142 @@ test_rt_watch_unwatch(void **state)
     assert_true(out.u.unwatch.watch == 77);
 }
 
+static void test_job_eq(const struct msg_job *got, const struct msg_job *want);
+
+static void
+test_rt_job_control(void **state)
+{
+    struct test_ctx *t = *state;
+    struct msg_request in, out;
+
+    memset(&in, 0, sizeof(in));
+    in.op = MSG_OP_CANCEL;
+    in.rid = 5;
+    in.u.cancel.id = 99;
+    in.u.cancel.running = 1;
+    test_rt_request(t, &in, &out);
+    assert_true(out.u.cancel.id == 99);
+    assert_int_equal(out.u.cancel.running, 1);
+    in.u.cancel.running = 0;
+    test_rt_request(t, &in, &out);
+    assert_int_equal(out.u.cancel.running, 0);
+
+    memset(&in, 0, sizeof(in));
+    in.op = MSG_OP_QUEUE;
+    in.rid = 6;
+    in.u.queue.queue = msg_str_c("emails");
+    in.u.queue.action = msg_str_c("set");
+    in.u.queue.limit = 0; /* 0 is a value (no limit), not "unchanged" */
+    in.u.queue.order = msg_str_c("lifo");
+    test_rt_request(t, &in, &out);
+    test_str_eq(out.u.queue.queue, in.u.queue.queue);
+    test_str_eq(out.u.queue.action, in.u.queue.action);
+    assert_true(out.u.queue.limit == 0);
+    test_str_eq(out.u.queue.order, in.u.queue.order);
+    in.u.queue.action = msg_str_c("pause");
+    in.u.queue.limit = -1;
+    in.u.queue.order = msg_str_c(NULL);
+    test_rt_request(t, &in, &out);
+    assert_true(out.u.queue.limit == -1); /* absent */
+    assert_int_equal(out.u.queue.order.len, 0);
+
+    memset(&in, 0, sizeof(in));
+    in.op = MSG_OP_JOIN;
+    in.rid = 7;
+    in.u.join.queue = msg_str_c("default");
+    in.u.join.timeout_ms = -1;
+    test_rt_request(t, &in, &out);
+    test_str_eq(out.u.join.queue, in.u.join.queue);
+    assert_true(out.u.join.timeout_ms == -1);
+    in.u.join.timeout_ms = 0;
+    test_rt_request(t, &in, &out);
+    assert_true(out.u.join.timeout_ms == 0);
+}
+
+static void
+test_bad_job_control(void **state)
+{
+    struct test_ctx *t = *state;
+
+    test_req(t, "queue", 3, 1); /* no action */
+    test_kv_str(t, "queue", "q");
+    EXPECT_RAW(t, FORQ_ERR_BAD_REQUEST, 3);
+    test_req(t, "queue", 3, 2); /* a bad queue name */
+    test_kv_str(t, "queue", "no spaces");
+    test_kv_str(t, "action", "info");
+    EXPECT_RAW(t, FORQ_ERR_BAD_REQUEST, 3);
+    test_req(t, "queue", 3, 3); /* a limit out of range */
+    test_kv_str(t, "queue", "q");
+    test_kv_str(t, "action", "set");
+    test_kv_uint(t, "limit", MSG_QUEUE_LIMIT_MAX + 1);
+    EXPECT_RAW(t, FORQ_ERR_BAD_REQUEST, 3);
+    assert_non_null(strstr(t->d.why, "limit"));
+    test_req(t, "queue", 3, 3); /* a negative limit */
+    test_kv_str(t, "queue", "q");
+    test_kv_str(t, "action", "set");
+    test_kv_int(t, "limit", -1);
+    EXPECT_RAW(t, FORQ_ERR_BAD_REQUEST, 3);
+    test_req(t, "join", 4, 0); /* no queue */
+    EXPECT_RAW(t, FORQ_ERR_BAD_REQUEST, 4);
+    test_req(t, "join", 4, 2); /* a timeout of the wrong type */
+    test_kv_str(t, "queue", "q");
+    test_kv_str(t, "timeout_ms", "soon");
+    EXPECT_RAW(t, FORQ_ERR_BAD_REQUEST, 4);
+    test_req(t, "cancel", 5, 2); /* running must be a boolean */
+    test_kv_uint(t, "id", 1);
+    test_kv_uint(t, "running", 1);
+    EXPECT_RAW(t, FORQ_ERR_BAD_REQUEST, 5);
+    test_req(t, "submit", 6, 3); /* too many retries */
+    test_kv_str(t, "task", "echo");
+    test_kv_str(t, "payload", "");
+    test_kv_uint(t, "max_retries", MSG_RETRIES_MAX + 1);
+    EXPECT_RAW(t, FORQ_ERR_BAD_REQUEST, 6);
+}
+
+static void
+test_rt_resp_job_control(void **state)
+{
+    struct test_ctx *t = *state;
+    struct msg_response in, out;
+
+    memset(&in, 0, sizeof(in));
+    in.rid = 8;
+    in.id = 41;
+    in.duplicate = 1;
+    test_rt_response(t, MSG_OP_SUBMIT, &in, &out);
+    assert_true(out.id == 41);
+    assert_int_equal(out.duplicate, 1);
+
+    memset(&in, 0, sizeof(in));
+    in.rid = 9;
+    in.queue = (struct msg_queue_stats){
+        .name = msg_str_c("emails"), .queued = 3, .running = 1, .scheduled = 2, .retried = 4,
+        .paused = 1, .limit = 2, .order = msg_str_c("lifo")};
+    test_rt_response(t, MSG_OP_QUEUE, &in, &out);
+    test_str_eq(out.queue.name, in.queue.name);
+    assert_true(out.queue.queued == 3 && out.queue.running == 1);
+    assert_true(out.queue.scheduled == 2 && out.queue.retried == 4);
+    assert_int_equal(out.queue.paused, 1);
+    assert_int_equal(out.queue.limit, 2);
+    test_str_eq(out.queue.order, in.queue.order);
+
+    memset(&in, 0, sizeof(in));
+    in.rid = 10;
+    test_rt_response(t, MSG_OP_JOIN, &in, &out);
+    assert_int_equal(out.err.code, 0);
+
+    /* A job waiting for its next attempt. */
+    memset(&in, 0, sizeof(in));
+    in.rid = 11;
+    in.job = (struct msg_job){.id = 5, .state = 0, .attempts = 2, .max_retries = 3,
+                              .timeout_ms = 1500, .run_at_us = 1700000000000000ULL,
+                              .unique_key = msg_str_c("nightly-report")};
+    in.job.last_error.code = FORQ_ERR_JOB_TIMEOUT;
+    in.job.last_error.msg = msg_str_c("ran past its timeout of 1500 ms");
+    test_rt_response(t, MSG_OP_STATUS, &in, &out);
+    test_job_eq(&out.job, &in.job);
+}
+
 static void
 test_bad_watch(void **state)
 {
@@ -483,6 +619,12 @@ test_job_eq(const struct msg_job *got, const struct msg_job *want)
     test_str_eq(got->result, want->result);
     assert_int_equal(got->error.code, want->error.code);
     test_str_eq(got->error.msg, want->error.msg);
+    assert_int_equal(got->max_retries, want->max_retries);
+    assert_true(got->timeout_ms == want->timeout_ms);
+    assert_true(got->run_at_us == want->run_at_us);
+    test_str_eq(got->unique_key, want->unique_key);
+    assert_int_equal(got->last_error.code, want->last_error.code);
+    test_str_eq(got->last_error.msg, want->last_error.msg);
 }
 
 static void
@@ -1625,9 +1767,9 @@ test_peek_rid(void **state)
 static void
 test_op_names_and_strings(void **state)
 {
-    static const char *const names[MSG_OP__COUNT] = {"hello",  "ping",   "submit", "wait",
-                                                     "status", "cancel", "stats",  "watch",
-                                                     "unwatch"};
+    static const char *const names[MSG_OP__COUNT] = {
+        "hello", "ping", "submit", "wait", "status", "cancel", "stats", "watch", "unwatch",
+        "queue", "join"};
     struct msg_str s;
 
     for (int op = 0; op < MSG_OP__COUNT; op++)
@@ -1731,6 +1873,9 @@ main(void)
         T(test_op_names_and_strings),
         T(test_rt_watch_unwatch),
         T(test_bad_watch),
+        T(test_rt_job_control),
+        T(test_bad_job_control),
+        T(test_rt_resp_job_control),
         T(test_rt_resp_watch),
         T(test_error_names),
     };
