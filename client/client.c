@@ -1,6 +1,7 @@
 /*
  * client.c — libforq's client: addresses, errors, one request/response
- * exchange (client_rpc_run), reconnects; forq_connect/close/free, ping, stats.
+ * exchange (client_rpc_run), reconnects; forq_connect/close/free, ping, stats,
+ * and the queue calls (info, pause, resume, set, join).
  * The connection underneath (socket, I/O thread, pending calls) is conn.c.
  *
  * Threads and locks. A forq_client is shared by any number of threads.
@@ -508,6 +509,27 @@ forq_ping(forq_client *c)
 }
 
 static void
+client_queue_stats_copy(struct forq_queue_stats *q, const struct msg_queue_stats *mq)
+{
+    client_strlcpy(q->name, sizeof(q->name), mq->name);
+    q->queued = mq->queued;
+    q->running = mq->running;
+    q->submitted = mq->submitted;
+    q->succeeded = mq->succeeded;
+    q->failed = mq->failed;
+    q->cancelled = mq->cancelled;
+    q->scheduled = mq->scheduled;
+    q->retried = mq->retried;
+    q->paused = mq->paused != 0;
+    q->limit = mq->limit;
+    /* An older forqd sends no order: its queues are all FIFO. */
+    if (mq->order.len > 0)
+        client_strlcpy(q->order, sizeof(q->order), mq->order);
+    else
+        snprintf(q->order, sizeof(q->order), "fifo");
+}
+
+static void
 client_stats_copy(struct forq_stats *s, const struct msg_stats *m)
 {
     client_strlcpy(s->server, sizeof(s->server), m->server);
@@ -527,18 +549,10 @@ client_stats_copy(struct forq_stats *s, const struct msg_stats *m)
     s->store_max_batch = m->store_max_batch;
     s->store_commit_us = m->store_commit_us;
     s->store_purged = m->store_purged;
-    for (size_t i = 0; i < m->nqueues; i++) {
-        struct forq_queue_stats *q = &s->queues[i];
-        const struct msg_queue_stats *mq = &m->queues[i];
-
-        client_strlcpy(q->name, sizeof(q->name), mq->name);
-        q->queued = mq->queued;
-        q->running = mq->running;
-        q->submitted = mq->submitted;
-        q->succeeded = mq->succeeded;
-        q->failed = mq->failed;
-        q->cancelled = mq->cancelled;
-    }
+    s->scheduled = m->scheduled;
+    s->retried = m->retried;
+    for (size_t i = 0; i < m->nqueues; i++)
+        client_queue_stats_copy(&s->queues[i], &m->queues[i]);
     for (size_t i = 0; i < m->nworkers; i++) {
         struct forq_worker_stats *w = &s->workers[i];
         const struct msg_worker_stats *mw = &m->workers[i];
@@ -597,4 +611,107 @@ forq_stats_free(struct forq_stats *s)
     free(s->queues);
     free(s->workers);
     free(s);
+}
+
+/* ------------------------------------------------------------------ public: queues */
+
+/* Check the client and the queue name before anything is sent. */
+static int
+client_queue_check(forq_client *c, const char *queue)
+{
+    int r;
+
+    if ((r = client_check_open(c)) != 0)
+        return r;
+    if (queue == NULL)
+        return client_seterr(FORQ_ERR_INVALID, "no queue name");
+    if (!msg_name_valid(queue, strlen(queue)))
+        return client_seterr(FORQ_ERR_INVALID,
+                             "invalid queue name '%.*s': 1 to %d bytes of A-Z a-z 0-9 _ . : -", 100,
+                             queue, FORQ_NAME_MAX);
+    return 0;
+}
+
+/* One QUEUE request; limit < 0 and order NULL leave those unchanged. */
+static int
+client_queue_op(forq_client *c, const char *queue, const char *action, int64_t limit,
+                const char *order, struct forq_queue_stats *out)
+{
+    struct msg_request req;
+    struct client_rpc rpc;
+    int r;
+
+    if (out != NULL)
+        memset(out, 0, sizeof(*out));
+    if ((r = client_queue_check(c, queue)) != 0)
+        return r;
+    memset(&req, 0, sizeof(req));
+    req.op = MSG_OP_QUEUE;
+    req.u.queue.queue = msg_str_c(queue);
+    req.u.queue.action = msg_str_c(action);
+    req.u.queue.limit = limit < 0 ? -1 : limit;
+    req.u.queue.order = msg_str_c(order);
+    if ((r = client_rpc_run(c, &req, -1, &rpc)) == 0 && out != NULL)
+        client_queue_stats_copy(out, &rpc.resp.queue);
+    client_rpc_fini(&rpc);
+    return r;
+}
+
+int
+forq_queue_info(forq_client *c, const char *queue, struct forq_queue_stats *out)
+{
+    return client_queue_op(c, queue, "info", -1, NULL, out);
+}
+
+int
+forq_queue_pause(forq_client *c, const char *queue, struct forq_queue_stats *out)
+{
+    return client_queue_op(c, queue, "pause", -1, NULL, out);
+}
+
+int
+forq_queue_resume(forq_client *c, const char *queue, struct forq_queue_stats *out)
+{
+    return client_queue_op(c, queue, "resume", -1, NULL, out);
+}
+
+int
+forq_queue_set(forq_client *c, const char *queue, int64_t limit, const char *order,
+               struct forq_queue_stats *out)
+{
+    if (out != NULL)
+        memset(out, 0, sizeof(*out));
+    if (limit < 0 && order == NULL)
+        return client_seterr(FORQ_ERR_INVALID, "queue set: give a limit, an order or both");
+    if (limit > (int64_t)MSG_QUEUE_LIMIT_MAX)
+        return client_seterr(FORQ_ERR_INVALID, "queue limit %lld is over the maximum of %d",
+                             (long long)limit, MSG_QUEUE_LIMIT_MAX);
+    if (order != NULL && strcmp(order, "fifo") != 0 && strcmp(order, "lifo") != 0)
+        return client_seterr(FORQ_ERR_INVALID, "queue order must be 'fifo' or 'lifo', not '%.*s'",
+                             100, order);
+    return client_queue_op(c, queue, "set", limit, order, out);
+}
+
+int
+forq_queue_join(forq_client *c, const char *queue, int64_t timeout_ms)
+{
+    struct msg_request req;
+    struct client_rpc rpc;
+    int64_t t = timeout_ms < 0                     ? -1
+                : timeout_ms > (int64_t)MSG_MS_MAX ? (int64_t)MSG_MS_MAX
+                                                   : timeout_ms;
+    int r;
+
+    if ((r = client_queue_check(c, queue)) != 0)
+        return r;
+    memset(&req, 0, sizeof(req));
+    req.op = MSG_OP_JOIN;
+    req.u.join.queue = msg_str_c(queue);
+    req.u.join.timeout_ms = t;
+    /* The server answers timeout itself; the local deadline only guards a silent one. */
+    r = client_rpc_run(c, &req, t < 0 ? -1 : t + CLIENT_WAIT_GRACE_MS, &rpc);
+    if (r == FORQ_ERR_TIMEOUT)
+        r = client_seterr(r, "queue %s still has unfinished jobs", queue);
+    client_rpc_fini(&rpc);
+    return r;
 }

@@ -1,6 +1,6 @@
 /*
  * future.c — libforq's futures and job calls: submit, future result / done /
- * cancel, status and cancel by id.
+ * cancel, status and cancel by id (also of a running job).
  *
  * A future is the job id plus, once the job has finished, its cached outcome
  * (result bytes, or error code and message). The outcome is written once,
@@ -206,11 +206,35 @@ future_cancel_refused(forq_client *c, uint64_t id, struct client_rpc *rpc)
 }
 
 /*
- * CANCEL a job by id. Returns 0 when it is cancelled now or already was, and
- * then caches the outcome in f (when given); else the error.
+ * A CANCEL with running = 1 answered with the job not final yet: forqd has
+ * killed the worker and reports the job once the kill lands. WAIT for the
+ * final state, so the caller learns how it really ended.
  */
 static int
-future_cancel_id(forq_client *c, uint64_t id, forq_future *f)
+future_cancel_settle(forq_client *c, uint64_t id, struct client_rpc *rpc)
+{
+    struct msg_request req;
+    int r;
+
+    client_rpc_fini(rpc);
+    memset(&req, 0, sizeof(req));
+    req.op = MSG_OP_WAIT;
+    req.u.wait.id = id;
+    req.u.wait.timeout_ms = -1;
+    if ((r = client_rpc_run(c, &req, -1, rpc)) != 0)
+        return r;
+    if (rpc->resp.job.state != FORQ_STATE_CANCELLED)
+        return future_not_cancellable(rpc->resp.job.state);
+    return 0;
+}
+
+/*
+ * CANCEL a job by id (running: also a running one, killing its worker).
+ * Returns 0 when it is cancelled now or already was, and then caches the
+ * outcome in f (when given); else the error.
+ */
+static int
+future_cancel_id(forq_client *c, uint64_t id, int running, forq_future *f)
 {
     struct msg_request req;
     struct client_rpc rpc;
@@ -219,9 +243,12 @@ future_cancel_id(forq_client *c, uint64_t id, forq_future *f)
     memset(&req, 0, sizeof(req));
     req.op = MSG_OP_CANCEL;
     req.u.cancel.id = id;
+    req.u.cancel.running = running != 0;
     r = client_rpc_run(c, &req, -1, &rpc);
     if (r == FORQ_ERR_STATE)
         r = future_cancel_refused(c, id, &rpc);
+    else if (r == 0 && running && !forq_state_is_final(rpc.resp.job.state))
+        r = future_cancel_settle(c, id, &rpc);
     else if (r == 0 && rpc.resp.job.state != FORQ_STATE_CANCELLED)
         r = future_not_cancellable(rpc.resp.job.state);
     if (r == 0 && f != NULL)
@@ -368,7 +395,7 @@ forq_future_cancel(forq_future *f)
             return 0;
         return future_not_cancellable(f->code == 0 ? FORQ_STATE_SUCCEEDED : FORQ_STATE_FAILED);
     }
-    return future_cancel_id(f->c, f->id, f);
+    return future_cancel_id(f->c, f->id, 0, f);
 }
 
 int
@@ -429,12 +456,22 @@ forq_future_free(forq_future *f)
 
 /* ------------------------------------------------------------------ public: by id */
 
+/* A malloc'd copy of an error's text, or of the code's description when it has none. */
+static char *
+future_error_text(int code, struct msg_str msg)
+{
+    const char *text = msg.len ? msg.ptr : forq_strerror(code);
+
+    return strndup(text, msg.len ? msg.len : strlen(text));
+}
+
 static int
 future_info_copy(struct forq_job_info *info, const struct msg_job *job)
 {
     int code = job->state == FORQ_STATE_FAILED || job->state == FORQ_STATE_CANCELLED
                    ? future_job_code(job)
                    : 0;
+    const struct msg_error *last = &job->last_error;
 
     info->id = job->id;
     info->state = job->state;
@@ -447,16 +484,26 @@ future_info_copy(struct forq_job_info *info, const struct msg_job *job)
     info->finished_us = job->finished_us;
     info->worker_pid = job->worker_pid;
     info->result_size = job->result_size;
-    if (code == 0)
-        return 0;
-    info->error_code = code;
-    if ((info->error_msg = strndup(job->error.msg.len ? job->error.msg.ptr : forq_strerror(code),
-                                   job->error.msg.len ? job->error.msg.len
-                                                      : strlen(forq_strerror(code)))) == NULL) {
-        forq_job_info_clear(info);
-        return client_seterr(FORQ_ERR_NOMEM, "out of memory");
+    info->max_retries = job->max_retries;
+    info->timeout_ms = job->timeout_ms;
+    info->run_at_us = job->state == FORQ_STATE_SCHEDULED ? job->run_at_us : 0;
+    if (code != 0) {
+        info->error_code = code;
+        if ((info->error_msg = future_error_text(code, job->error.msg)) == NULL)
+            goto nomem;
     }
+    if (last->code < 0) {
+        info->last_error_code = last->code;
+        if ((info->last_error_msg = future_error_text(last->code, last->msg)) == NULL)
+            goto nomem;
+    }
+    if (job->unique_key.len > 0 &&
+        (info->unique_key = strndup(job->unique_key.ptr, job->unique_key.len)) == NULL)
+        goto nomem;
     return 0;
+nomem:
+    forq_job_info_clear(info);
+    return client_seterr(FORQ_ERR_NOMEM, "out of memory");
 }
 
 int
@@ -486,6 +533,8 @@ forq_job_info_clear(struct forq_job_info *info)
     if (info == NULL)
         return;
     free(info->error_msg);
+    free(info->unique_key);
+    free(info->last_error_msg);
     memset(info, 0, sizeof(*info));
 }
 
@@ -496,5 +545,15 @@ forq_cancel(forq_client *c, uint64_t id)
 
     if ((r = client_check_open(c)) != 0)
         return r;
-    return future_cancel_id(c, id, NULL);
+    return future_cancel_id(c, id, 0, NULL);
+}
+
+int
+forq_cancel_running(forq_client *c, uint64_t id)
+{
+    int r;
+
+    if ((r = client_check_open(c)) != 0)
+        return r;
+    return future_cancel_id(c, id, 1, NULL);
 }

@@ -92,6 +92,14 @@ job_set_error(struct job *job, int code, const char *msg)
         msg_utf8_scrub(job->err_msg); /* tasks may say anything; the wire carries UTF-8 */
 }
 
+void
+job_clear_error(struct job *job)
+{
+    free(job->err_msg);
+    job->err_msg = NULL;
+    job->err_code = 0;
+}
+
 uint64_t
 job_now_us(void)
 {

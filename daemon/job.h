@@ -80,6 +80,9 @@ int job_set_result(struct job *job, const void *data, size_t len);
  */
 void job_set_error(struct job *job, int code, const char *msg);
 
+/* Forget the error (a retried job that then succeeded). */
+void job_clear_error(struct job *job);
+
 /* Current unix time in microseconds. */
 uint64_t job_now_us(void);
 

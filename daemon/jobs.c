@@ -420,6 +420,7 @@ jobs_done_cb(void *arg, void *cookie, int status, const uint8_t *result, size_t 
         jobs_fail(s, job, FORQ_ERR_NOMEM, "out of memory storing the result");
         return;
     }
+    job_clear_error(job); /* an earlier attempt's error is history now */
     (void)jobs_finish(s, job, FORQ_STATE_SUCCEEDED);
 }
 

@@ -495,7 +495,7 @@ pool_info(const struct pool *p, size_t i, struct pool_worker_info *out)
 
     out->slot = w->idx;
     out->pid = w->pid;
-    out->state = w->pid == 0 ? "starting" : w->busy ? "busy" : "idle";
+    out->state = w->pid == 0 ? "starting" : w->busy ? "busy" : w->retiring ? "retiring" : "idle";
     out->job = w->job_id;
     out->jobs_done = w->jobs_done;
     out->restarts = w->restarts;

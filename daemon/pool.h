@@ -104,7 +104,7 @@ int pool_kill(struct pool *p, uint64_t job_id);
 struct pool_worker_info {
     unsigned slot;
     pid_t pid;         /* 0 while being replaced */
-    const char *state; /* "idle", "busy" or "starting" */
+    const char *state; /* "idle", "busy", "starting" or "retiring" */
     uint64_t job;      /* job id in the slot, 0 when none */
     uint64_t jobs_done, restarts;
     uint64_t recycled; /* restarts that were retirements after max_jobs_per_worker */

@@ -161,16 +161,22 @@ FORQ_API int forq_ping(forq_client *c);
  * Options of one submission. Start from FORQ_SUBMIT_OPTS_INIT (or pass NULL for
  * all defaults). Every field is sent and validated by forqd (names, ranges:
  * max_retries <= 1000, delays and timeouts < 2^40 ms, unique_key <= 256
- * bytes). forqd 0.1 stores delay_ms, timeout_ms, max_retries and unique_key
- * but does not act on them yet: see README "Job options".
+ * bytes); see README "Job options".
  */
 struct forq_submit_opts {
-    const char *queue;      /* NULL: "default" */
-    int32_t priority;       /* lower runs first; default 0 */
-    uint64_t delay_ms;      /* run no earlier than now + delay */
-    uint64_t timeout_ms;    /* 0: no limit */
-    uint32_t max_retries;   /* default 0 */
-    const char *unique_key; /* NULL: none */
+    const char *queue;    /* NULL: "default" */
+    int32_t priority;     /* lower runs first; default 0 */
+    uint64_t delay_ms;    /* the job is `scheduled` until now + delay, then queued */
+    uint64_t timeout_ms;  /* 0: no limit; past it the worker is killed and the
+                             attempt fails with FORQ_ERR_JOB_TIMEOUT */
+    uint32_t max_retries; /* failed attempts retried up to this many times, with
+                             exponential backoff; default 0 */
+    /*
+     * NULL: none. While a job submitted with this key is unfinished, another
+     * submission with the same key gets that job's id instead of a new job;
+     * once it has finished, the key is free again.
+     */
+    const char *unique_key;
 };
 #define FORQ_SUBMIT_OPTS_INIT {NULL, 0, 0, 0, 0, NULL}
 
@@ -389,15 +395,37 @@ struct forq_job_info {
     uint64_t result_size;                         /* bytes of result, when succeeded */
     int error_code;                               /* FORQ_ERR_* when failed/cancelled */
     char *error_msg;                              /* NULL unless error_code != 0 */
+    uint32_t max_retries;                         /* as submitted; attempts <= max_retries + 1 */
+    uint64_t timeout_ms;                          /* as submitted; 0 = no limit */
+    uint64_t run_at_us;                           /* unix µs it becomes runnable; 0 unless
+                                                     scheduled (delayed or awaiting a retry) */
+    char *unique_key;                             /* NULL: none */
+    int last_error_code;  /* FORQ_ERR_* of the last failed attempt, reported while the
+                             job waits for a retry; 0: none */
+    char *last_error_msg; /* NULL unless last_error_code != 0 */
 };
 
-/* Fetch a job's snapshot. 0, FORQ_ERR_NOT_FOUND, FORQ_ERR_DISCONNECTED... */
+/*
+ * Fetch a job's snapshot into *info (cleared first). 0, FORQ_ERR_NOT_FOUND,
+ * FORQ_ERR_DISCONNECTED, FORQ_ERR_INVALID, FORQ_ERR_NOMEM. On success the
+ * strings inside info are the caller's: free them with forq_job_info_clear().
+ */
 FORQ_API int forq_status(forq_client *c, uint64_t id, struct forq_job_info *info);
-/* Free what forq_status() allocated inside info. */
+/* Free what forq_status() allocated inside info (error_msg, unique_key, last_error_msg). */
 FORQ_API void forq_job_info_clear(struct forq_job_info *info);
 
 /* Cancel a job by id; same outcomes as forq_future_cancel(). */
 FORQ_API int forq_cancel(forq_client *c, uint64_t id);
+
+/*
+ * Cancel a job by id even if it is running: a queued or scheduled job is
+ * cancelled as by forq_cancel(); a running one has its worker killed (forqd
+ * starts a replacement) and ends cancelled. Returns 0 once the job is
+ * cancelled (also if it already was), FORQ_ERR_STATE when it had already
+ * succeeded or failed, FORQ_ERR_NOT_FOUND, FORQ_ERR_DISCONNECTED,
+ * FORQ_ERR_INVALID. Futures of the job see FORQ_ERR_CANCELLED. Thread-safe.
+ */
+FORQ_API int forq_cancel_running(forq_client *c, uint64_t id);
 
 /* ------------------------------------------------------------------ stats */
 
@@ -405,12 +433,17 @@ struct forq_queue_stats {
     char name[FORQ_NAME_MAX + 1];
     uint64_t queued, running;
     uint64_t submitted, succeeded, failed, cancelled;
+    uint64_t scheduled; /* waiting for a delay or a retry's backoff */
+    uint64_t retried;   /* attempts retried since start */
+    int paused;         /* 1: accepts jobs but starts none (forq_queue_pause()) */
+    uint32_t limit;     /* most jobs of the queue running at once; 0 = no limit */
+    char order[8];      /* "fifo" or "lifo": order within a priority */
 };
 
 struct forq_worker_stats {
     uint32_t slot;
     int32_t pid;
-    char state[16]; /* "idle", "busy" or "starting" */
+    char state[16]; /* "idle", "busy", "starting" or "retiring" */
     uint64_t job;   /* id of the job it runs; 0 when idle */
     uint64_t jobs_done;
     uint64_t restarts;
@@ -435,11 +468,59 @@ struct forq_stats {
     uint64_t store_max_batch; /* most records in one transaction */
     uint64_t store_commit_us; /* total time spent committing */
     uint64_t store_purged;    /* expired results deleted */
+    uint64_t scheduled;       /* jobs waiting for a delay or a retry's backoff */
+    uint64_t retried;         /* attempts retried since start */
 };
 
 /* Fetch server statistics into *out (free with forq_stats_free()). */
 FORQ_API int forq_stats(forq_client *c, struct forq_stats **out);
 FORQ_API void forq_stats_free(struct forq_stats *s);
+
+/* ------------------------------------------------------------------ queues */
+
+/*
+ * Queue control. queue is a queue name (1..FORQ_NAME_MAX bytes of
+ * [A-Za-z0-9_.:-]); forqd creates a queue it does not know yet. Each call
+ * answers with the queue's stats after the change, copied into *out when out
+ * is not NULL (cleared first). Errors: FORQ_ERR_INVALID (a bad name or
+ * argument, checked before anything is sent, or a closed client),
+ * FORQ_ERR_BAD_REQUEST, FORQ_ERR_UNKNOWN_OP (a forqd without queue control),
+ * FORQ_ERR_DISCONNECTED, FORQ_ERR_NOMEM. Thread-safe.
+ */
+
+/* The queue's stats, changing nothing. */
+FORQ_API int forq_queue_info(forq_client *c, const char *queue, struct forq_queue_stats *out);
+
+/*
+ * Pause the queue: it keeps accepting jobs but starts none until resumed.
+ * Jobs already running go on. Pausing a paused queue is not an error.
+ */
+FORQ_API int forq_queue_pause(forq_client *c, const char *queue, struct forq_queue_stats *out);
+
+/* Resume a paused queue (a queue that is not paused: no change, no error). */
+FORQ_API int forq_queue_resume(forq_client *c, const char *queue, struct forq_queue_stats *out);
+
+/*
+ * Configure the queue. limit: at most that many of its jobs run at once
+ * (0: no limit; < 0: unchanged; at most 1,000,000). order: "fifo" (oldest
+ * first within a priority, the default) or "lifo" (newest first); NULL:
+ * unchanged. Both unchanged is FORQ_ERR_INVALID, as are an order other than
+ * "fifo"/"lifo" and a limit over the maximum; nothing is sent then.
+ */
+FORQ_API int forq_queue_set(forq_client *c, const char *queue, int64_t limit, const char *order,
+                            struct forq_queue_stats *out);
+
+/*
+ * Like JoinableQueue.join(): wait until the queue has no job queued,
+ * scheduled or running (at once for an idle or unknown queue). Jobs
+ * submitted meanwhile count too, so a queue that never drains never joins.
+ * timeout_ms as everywhere (< 0: no limit, 0: check now). Returns 0, or
+ * FORQ_ERR_TIMEOUT when timeout_ms passed first (the jobs go on), and the
+ * codes above. The one request stays in flight for the whole wait; the
+ * client adds a grace period to timeout_ms before it gives up on the answer
+ * itself, and with no limit it waits as long as the server does.
+ */
+FORQ_API int forq_queue_join(forq_client *c, const char *queue, int64_t timeout_ms);
 
 #ifdef __cplusplus
 }

@@ -34,11 +34,16 @@ enum {
     CLI_OPT_JOB_TIMEOUT,
     CLI_OPT_RETRIES,
     CLI_OPT_UNIQUE,
+    CLI_OPT_RUNNING,
+    CLI_OPT_LIMIT,
+    CLI_OPT_ORDER,
 };
 
 /* Command options, as given; `given` records which, to reject misplaced ones. */
 #define CLI_GIVEN_SUBMIT  0x1 /* an option that only submit takes */
 #define CLI_GIVEN_TIMEOUT 0x2
+#define CLI_GIVEN_RUNNING 0x4 /* cancel --running */
+#define CLI_GIVEN_QSET    0x8 /* queue set --limit / --order */
 
 struct cli {
     const char *addr;
@@ -46,6 +51,9 @@ struct cli {
     struct forq_submit_opts opts;
     int wait;
     int64_t timeout_ms; /* -1: none */
+    int running;        /* cancel --running */
+    int64_t limit;      /* queue set --limit; -1: unchanged */
+    const char *order;  /* queue set --order; NULL: unchanged */
     unsigned given;
     const char *cmd;
     char **args; /* positional arguments after the command */
@@ -96,17 +104,28 @@ cli_usage(FILE *fp)
           "    -p, --priority N       lower runs first (default 0)\n"
           "    -w, --wait             wait for the job and print its result instead\n"
           "    -t, --timeout MS       with --wait: stop waiting after MS milliseconds\n"
-          "        --delay MS         run no earlier than MS milliseconds from now\n"
-          "        --job-timeout MS   the job may run at most MS milliseconds\n"
-          "        --retries N        retry a failed job up to N times\n"
-          "        --unique KEY       reuse the job already submitted with KEY\n"
-          "                           (these four are sent and validated; forqd 0.1\n"
-          "                           does not enforce them yet)\n"
+          "        --delay MS         keep the job scheduled for MS milliseconds\n"
+          "        --job-timeout MS   kill the job's worker after MS milliseconds of\n"
+          "                           running (the attempt fails with job_timeout)\n"
+          "        --retries N        retry a failed attempt up to N times (0..1000),\n"
+          "                           with exponential backoff\n"
+          "        --unique KEY       while a job submitted with KEY is unfinished,\n"
+          "                           print its id instead of submitting another\n"
           "  wait ID [ID...]          wait for jobs (one WATCH for all of them) and\n"
           "                           print each result, in the order given\n"
           "    -t, --timeout MS       stop waiting after MS milliseconds (all IDs)\n"
-          "  status ID                show a job's state\n"
+          "  status ID                show a job's state, attempts, errors and options\n"
           "  cancel ID                cancel a job that has not started\n"
+          "        --running          also cancel a running job (its worker is killed)\n"
+          "  queue info Q             show a queue: one line, or --json\n"
+          "  queue pause Q            start no more jobs of Q (it still accepts jobs)\n"
+          "  queue resume Q           start Q's jobs again\n"
+          "  queue set Q              change Q (give at least one of):\n"
+          "        --limit K          at most K of its jobs run at once (0: no limit)\n"
+          "        --order fifo|lifo  oldest or newest first within a priority\n"
+          "  queue join Q             wait until Q has no job queued, scheduled or\n"
+          "                           running; prints nothing\n"
+          "    -t, --timeout MS       stop waiting after MS milliseconds (exit 4)\n"
           "  stats                    show totals, queues and workers\n"
           "  ping                     check that the server answers\n"
           "\n"
@@ -127,7 +146,7 @@ cli_usage(FILE *fp)
           "  1  the job failed (whatever its error code) or was cancelled\n"
           "  2  usage error\n"
           "  3  cannot connect, or the connection was lost\n"
-          "  4  timeout\n"
+          "  4  timeout (wait, submit --wait, queue join)\n"
           "  5  the server refused the request (not_found, unknown_task, bad_request,\n"
           "     too_big, queue_full, state, limit, ...)\n",
           fp);
@@ -510,12 +529,55 @@ cli_status_json(const struct forq_job_info *ji)
            ",\"result_size\":%" PRIu64,
            ji->priority, ji->attempts, ji->created_us, ji->started_us, ji->finished_us,
            ji->worker_pid, ji->result_size);
+    printf(",\"max_retries\":%" PRIu32 ",\"timeout_ms\":%" PRIu64 ",\"run_at_us\":%" PRIu64,
+           ji->max_retries, ji->timeout_ms, ji->run_at_us);
+    if (ji->unique_key != NULL) {
+        fputs(",\"unique_key\":", stdout);
+        cli_json_text(ji->unique_key);
+    }
     if (ji->error_code != 0) {
         printf(",\"error\":{\"code\":\"%s\",\"message\":", forq_errname(ji->error_code));
         cli_json_text(ji->error_msg ? ji->error_msg : "");
         putchar('}');
     }
+    if (ji->last_error_code != 0) {
+        printf(",\"last_error\":{\"code\":\"%s\",\"message\":", forq_errname(ji->last_error_code));
+        cli_json_text(ji->last_error_msg ? ji->last_error_msg : "");
+        putchar('}');
+    }
     fputs("}\n", stdout);
+}
+
+static void
+cli_status_table(const struct forq_job_info *ji)
+{
+    printf("%-12s %" PRIu64 "\n%-12s %s\n%-12s %s\n%-12s %s\n", "id", ji->id, "state",
+           forq_state_name(ji->state), "task", ji->task, "queue", ji->queue);
+    printf("%-12s %" PRId32 "\n", "priority", ji->priority);
+    if (ji->max_retries > 0)
+        printf("%-12s %" PRIu32 " of %" PRIu64 "\n", "attempts", ji->attempts,
+               (uint64_t)ji->max_retries + 1);
+    else
+        printf("%-12s %" PRIu32 "\n", "attempts", ji->attempts);
+    if (ji->unique_key != NULL)
+        printf("%-12s %s\n", "unique_key", ji->unique_key);
+    if (ji->timeout_ms != 0)
+        printf("%-12s %" PRIu64 " ms\n", "timeout", ji->timeout_ms);
+    cli_print_time("created", ji->created_us);
+    if (ji->run_at_us != 0)
+        cli_print_time("run_at", ji->run_at_us);
+    cli_print_time("started", ji->started_us);
+    cli_print_time("finished", ji->finished_us);
+    if (ji->worker_pid != 0)
+        printf("%-12s %" PRId32 "\n", "worker_pid", ji->worker_pid);
+    if (ji->state == FORQ_STATE_SUCCEEDED)
+        printf("%-12s %" PRIu64 " bytes\n", "result", ji->result_size);
+    if (ji->error_code != 0)
+        printf("%-12s %s: %s\n", "error", forq_errname(ji->error_code),
+               ji->error_msg ? ji->error_msg : "");
+    if (ji->last_error_code != 0)
+        printf("%-12s %s: %s\n", "last_error", forq_errname(ji->last_error_code),
+               ji->last_error_msg ? ji->last_error_msg : "");
 }
 
 static int
@@ -530,24 +592,10 @@ cli_cmd_status(struct cli *cli)
     snprintf(what, sizeof(what), "job %" PRIu64, id);
     if ((r = forq_status(cli->client, id, &ji)) != 0)
         return cli_fail(what, r);
-    if (cli->json) {
+    if (cli->json)
         cli_status_json(&ji);
-    } else {
-        printf("%-12s %" PRIu64 "\n%-12s %s\n%-12s %s\n%-12s %s\n", "id", ji.id, "state",
-               forq_state_name(ji.state), "task", ji.task, "queue", ji.queue);
-        printf("%-12s %" PRId32 "\n%-12s %" PRIu32 "\n", "priority", ji.priority, "attempts",
-               ji.attempts);
-        cli_print_time("created", ji.created_us);
-        cli_print_time("started", ji.started_us);
-        cli_print_time("finished", ji.finished_us);
-        if (ji.worker_pid != 0)
-            printf("%-12s %" PRId32 "\n", "worker_pid", ji.worker_pid);
-        if (ji.state == FORQ_STATE_SUCCEEDED)
-            printf("%-12s %" PRIu64 " bytes\n", "result", ji.result_size);
-        if (ji.error_code != 0)
-            printf("%-12s %s: %s\n", "error", forq_errname(ji.error_code),
-                   ji.error_msg ? ji.error_msg : "");
-    }
+    else
+        cli_status_table(&ji);
     forq_job_info_clear(&ji);
     return CLI_OK;
 }
@@ -561,7 +609,8 @@ cli_cmd_cancel(struct cli *cli)
 
     (void)cli_parse_id(cli->args[0], &id);
     snprintf(what, sizeof(what), "cannot cancel job %" PRIu64, id);
-    if ((r = forq_cancel(cli->client, id)) != 0)
+    r = cli->running ? forq_cancel_running(cli->client, id) : forq_cancel(cli->client, id);
+    if (r != 0)
         return cli_fail(what, r);
     if (cli->json)
         printf("{\"id\":%" PRIu64 ",\"state\":\"cancelled\"}\n", id);
@@ -583,6 +632,21 @@ cli_json_stats_store(const struct forq_stats *s)
            s->store_max_batch, s->store_commit_us, s->store_purged);
 }
 
+/* One queue's fields, inside a JSON object (no braces). */
+static void
+cli_json_queue(const struct forq_queue_stats *q)
+{
+    fputs("\"name\":", stdout);
+    cli_json_text(q->name);
+    printf(",\"queued\":%" PRIu64 ",\"scheduled\":%" PRIu64 ",\"running\":%" PRIu64
+           ",\"submitted\":%" PRIu64 ",\"succeeded\":%" PRIu64 ",\"failed\":%" PRIu64
+           ",\"cancelled\":%" PRIu64 ",\"retried\":%" PRIu64 ",\"limit\":%" PRIu32 ",\"order\":",
+           q->queued, q->scheduled, q->running, q->submitted, q->succeeded, q->failed, q->cancelled,
+           q->retried, q->limit);
+    cli_json_text(q->order);
+    printf(",\"paused\":%s", q->paused ? "true" : "false");
+}
+
 static void
 cli_stats_json(const struct forq_stats *s)
 {
@@ -593,16 +657,13 @@ cli_stats_json(const struct forq_stats *s)
            ",\"failed\":%" PRIu64 ",\"cancelled\":%" PRIu64,
            s->uptime_ms, s->connections, s->queued, s->running, s->submitted, s->succeeded,
            s->failed, s->cancelled);
+    printf(",\"scheduled\":%" PRIu64 ",\"retried\":%" PRIu64, s->scheduled, s->retried);
     cli_json_stats_store(s);
     fputs(",\"queues\":[", stdout);
     for (size_t i = 0; i < s->nqueues; i++) {
-        const struct forq_queue_stats *q = &s->queues[i];
-
-        fputs(i ? ",{\"name\":" : "{\"name\":", stdout);
-        cli_json_text(q->name);
-        printf(",\"queued\":%" PRIu64 ",\"running\":%" PRIu64 ",\"submitted\":%" PRIu64
-               ",\"succeeded\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"cancelled\":%" PRIu64 "}",
-               q->queued, q->running, q->submitted, q->succeeded, q->failed, q->cancelled);
+        fputs(i ? ",{" : "{", stdout);
+        cli_json_queue(&s->queues[i]);
+        putchar('}');
     }
     fputs("],\"workers\":[", stdout);
     for (size_t i = 0; i < s->nworkers; i++) {
@@ -633,18 +694,24 @@ cli_stats_table(const struct forq_stats *s)
                s->store_records, s->store_commits, s->store_fsyncs, s->store_max_batch,
                s->store_failures);
     printf("\n\n");
-    printf("%-20s %9s %9s %10s %10s %9s %9s\n", "QUEUE", "QUEUED", "RUNNING", "SUBMITTED",
-           "SUCCEEDED", "FAILED", "CANCELLED");
+    printf("%-20s %9s %9s %9s %10s %10s %9s %9s %9s %7s %5s %s\n", "QUEUE", "QUEUED", "SCHEDULED",
+           "RUNNING", "SUBMITTED", "SUCCEEDED", "FAILED", "CANCELLED", "RETRIED", "LIMIT", "ORDER",
+           "PAUSED");
     for (size_t i = 0; i < s->nqueues; i++) {
         const struct forq_queue_stats *q = &s->queues[i];
+        char limit[16] = "-";
 
-        printf("%-20s %9" PRIu64 " %9" PRIu64 " %10" PRIu64 " %10" PRIu64 " %9" PRIu64 " %9" PRIu64
-               "\n",
-               q->name, q->queued, q->running, q->submitted, q->succeeded, q->failed, q->cancelled);
+        if (q->limit != 0)
+            snprintf(limit, sizeof(limit), "%" PRIu32, q->limit);
+        printf("%-20s %9" PRIu64 " %9" PRIu64 " %9" PRIu64 " %10" PRIu64 " %10" PRIu64 " %9" PRIu64
+               " %9" PRIu64 " %9" PRIu64 " %7s %5s %s\n",
+               q->name, q->queued, q->scheduled, q->running, q->submitted, q->succeeded, q->failed,
+               q->cancelled, q->retried, limit, q->order, q->paused ? "yes" : "no");
     }
-    printf("%-20s %9" PRIu64 " %9" PRIu64 " %10" PRIu64 " %10" PRIu64 " %9" PRIu64 " %9" PRIu64
-           "\n\n",
-           "(total)", s->queued, s->running, s->submitted, s->succeeded, s->failed, s->cancelled);
+    printf("%-20s %9" PRIu64 " %9" PRIu64 " %9" PRIu64 " %10" PRIu64 " %10" PRIu64 " %9" PRIu64
+           " %9" PRIu64 " %9" PRIu64 "\n\n",
+           "(total)", s->queued, s->scheduled, s->running, s->submitted, s->succeeded, s->failed,
+           s->cancelled, s->retried);
     printf("%-6s %8s %-9s %10s %10s %9s\n", "WORKER", "PID", "STATE", "JOB", "DONE", "RESTARTS");
     for (size_t i = 0; i < s->nworkers; i++) {
         const struct forq_worker_stats *w = &s->workers[i];
@@ -672,6 +739,85 @@ cli_cmd_stats(struct cli *cli)
         cli_stats_table(s);
     forq_stats_free(s);
     return CLI_OK;
+}
+
+/* The queue commands: `queue info|pause|resume|set|join Q`. */
+static const char *const cli_queue_actions[] = {"info", "pause", "resume", "set", "join"};
+
+static int
+cli_is_queue_action(const char *s)
+{
+    for (size_t i = 0; i < sizeof(cli_queue_actions) / sizeof(cli_queue_actions[0]); i++)
+        if (strcmp(s, cli_queue_actions[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static void
+cli_print_queue(const struct cli *cli, const struct forq_queue_stats *q)
+{
+    if (cli->json) {
+        putchar('{');
+        cli_json_queue(q);
+        fputs("}\n", stdout);
+        return;
+    }
+    printf("%s: queued %" PRIu64 ", scheduled %" PRIu64 ", running %" PRIu64 ", limit ", q->name,
+           q->queued, q->scheduled, q->running);
+    if (q->limit != 0)
+        printf("%" PRIu32, q->limit);
+    else
+        fputs("none", stdout);
+    printf(", order %s, paused %s\n", q->order, q->paused ? "yes" : "no");
+}
+
+static int
+cli_cmd_queue(struct cli *cli)
+{
+    struct forq_queue_stats q;
+    const char *action = cli->args[0], *name = cli->args[1];
+    char what[128];
+    int r;
+
+    snprintf(what, sizeof(what), "queue %s %.*s", action, FORQ_NAME_MAX, name);
+    if (strcmp(action, "join") == 0) {
+        if ((r = forq_queue_join(cli->client, name, cli->timeout_ms)) != 0)
+            return cli_fail(what, r);
+        return CLI_OK;
+    }
+    if (strcmp(action, "pause") == 0)
+        r = forq_queue_pause(cli->client, name, &q);
+    else if (strcmp(action, "resume") == 0)
+        r = forq_queue_resume(cli->client, name, &q);
+    else if (strcmp(action, "set") == 0)
+        r = forq_queue_set(cli->client, name, cli->limit, cli->order, &q);
+    else
+        r = forq_queue_info(cli->client, name, &q);
+    if (r != 0)
+        return cli_fail(what, r);
+    cli_print_queue(cli, &q);
+    return CLI_OK;
+}
+
+/* Options and arguments of `queue`, checked before connecting. */
+static int
+cli_check_queue_args(const struct cli *cli)
+{
+    const char *action = cli->args[0];
+
+    if (!cli_is_queue_action(action))
+        return cli_usage_error("queue: unknown action '%s' (info, pause, resume, set or join)",
+                               action);
+    if ((cli->given & CLI_GIVEN_TIMEOUT) && strcmp(action, "join") != 0)
+        return cli_usage_error("--timeout is only for 'queue join'");
+    if ((cli->given & CLI_GIVEN_QSET) && strcmp(action, "set") != 0)
+        return cli_usage_error("--limit and --order are only for 'queue set'");
+    if (strcmp(action, "set") == 0 && cli->limit < 0 && cli->order == NULL)
+        return cli_usage_error("queue set needs --limit K, --order fifo|lifo or both");
+    if (!msg_name_valid(cli->args[1], strlen(cli->args[1])))
+        return cli_usage_error("'%s' is not a queue name (1 to %d bytes of A-Z a-z 0-9 _ . : -)",
+                               cli->args[1], FORQ_NAME_MAX);
+    return 0;
 }
 
 static int
@@ -708,7 +854,9 @@ static const struct cli_cmd cli_cmds[] = {
     {"submit", cli_cmd_submit, CLI_GIVEN_SUBMIT | CLI_GIVEN_TIMEOUT, 1, 2, 0, "TASK [PAYLOAD|-]"},
     {"wait", cli_cmd_wait, CLI_GIVEN_TIMEOUT, 1, INT32_MAX, 1, "ID [ID...]"},
     {"status", cli_cmd_status, 0, 1, 1, 1, "ID"},
-    {"cancel", cli_cmd_cancel, 0, 1, 1, 1, "ID"},
+    {"cancel", cli_cmd_cancel, CLI_GIVEN_RUNNING, 1, 1, 1, "ID"},
+    {"queue", cli_cmd_queue, CLI_GIVEN_QSET | CLI_GIVEN_TIMEOUT, 2, 2, 0,
+     "info|pause|resume|set|join QUEUE"},
     {"stats", cli_cmd_stats, 0, 0, 0, 0, "no arguments"},
     {"ping", cli_cmd_ping, 0, 0, 0, 0, "no arguments"},
 };
@@ -726,6 +874,8 @@ cli_check_args(const struct cli *cli, const struct cli_cmd *cmd)
         return cli_usage_error("%s takes %s", cmd->name, cmd->usage);
     if ((cli->given & CLI_GIVEN_TIMEOUT) && cmd->run == cli_cmd_submit && !cli->wait)
         return cli_usage_error("--timeout needs --wait");
+    if (cmd->run == cli_cmd_queue)
+        return cli_check_queue_args(cli);
     for (int i = 0; cmd->ids && i < cli->nargs; i++)
         if ((r = cli_parse_id(cli->args[i], &id)) != 0)
             return r;
@@ -749,7 +899,21 @@ cli_parse_cmd_opt(struct cli *cli, int ch, const char *arg)
     char *end;
     int r = 0;
 
-    cli->given |= ch == 't' ? CLI_GIVEN_TIMEOUT : CLI_GIVEN_SUBMIT;
+    switch (ch) {
+    case 't':
+        cli->given |= CLI_GIVEN_TIMEOUT;
+        break;
+    case CLI_OPT_RUNNING:
+        cli->given |= CLI_GIVEN_RUNNING;
+        break;
+    case CLI_OPT_LIMIT:
+    case CLI_OPT_ORDER:
+        cli->given |= CLI_GIVEN_QSET;
+        break;
+    default:
+        cli->given |= CLI_GIVEN_SUBMIT;
+        break;
+    }
     switch (ch) {
     case 'q':
         cli->opts.queue = arg;
@@ -769,17 +933,29 @@ cli_parse_cmd_opt(struct cli *cli, int ch, const char *arg)
             cli->timeout_ms = (int64_t)v;
         break;
     case CLI_OPT_DELAY:
-        r = cli_opt_num("--delay", arg, UINT64_MAX, &cli->opts.delay_ms);
+        r = cli_opt_num("--delay", arg, MSG_MS_MAX, &cli->opts.delay_ms);
         break;
     case CLI_OPT_JOB_TIMEOUT:
-        r = cli_opt_num("--job-timeout", arg, UINT64_MAX, &cli->opts.timeout_ms);
+        r = cli_opt_num("--job-timeout", arg, MSG_MS_MAX, &cli->opts.timeout_ms);
         break;
     case CLI_OPT_RETRIES:
-        if ((r = cli_opt_num("--retries", arg, UINT32_MAX, &v)) == 0)
+        if ((r = cli_opt_num("--retries", arg, MSG_RETRIES_MAX, &v)) == 0)
             cli->opts.max_retries = (uint32_t)v;
         break;
     case CLI_OPT_UNIQUE:
         cli->opts.unique_key = arg;
+        break;
+    case CLI_OPT_RUNNING:
+        cli->running = 1;
+        break;
+    case CLI_OPT_LIMIT:
+        if ((r = cli_opt_num("--limit", arg, MSG_QUEUE_LIMIT_MAX, &v)) == 0)
+            cli->limit = (int64_t)v;
+        break;
+    case CLI_OPT_ORDER:
+        if (strcmp(arg, "fifo") != 0 && strcmp(arg, "lifo") != 0)
+            return cli_usage_error("--order: '%s' is not 'fifo' or 'lifo'", arg);
+        cli->order = arg;
         break;
     }
     return r;
@@ -802,6 +978,9 @@ cli_parse(struct cli *cli, int argc, char **argv)
         {"job-timeout", required_argument, NULL, CLI_OPT_JOB_TIMEOUT},
         {"retries", required_argument, NULL, CLI_OPT_RETRIES},
         {"unique", required_argument, NULL, CLI_OPT_UNIQUE},
+        {"running", no_argument, NULL, CLI_OPT_RUNNING},
+        {"limit", required_argument, NULL, CLI_OPT_LIMIT},
+        {"order", required_argument, NULL, CLI_OPT_ORDER},
         {NULL, 0, NULL, 0},
     };
     int ch, r;
@@ -874,6 +1053,7 @@ main(int argc, char **argv)
 
     memset(&cli, 0, sizeof(cli));
     cli.timeout_ms = -1;
+    cli.limit = -1;
     if ((r = cli_parse(&cli, argc, argv)) >= 0)
         return r;
     for (i = 0; i < sizeof(cli_cmds) / sizeof(cli_cmds[0]); i++)

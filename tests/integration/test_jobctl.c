@@ -324,6 +324,9 @@ test_retries_count_attempts(void **state)
     o.max_retries = 5;
     id = submit(c, "echo", "fine", NULL, &o, NULL);
     wait_job(c, id, &job, &buf);
+    assert_int_equal(job.error.code, 0);
+    free(buf);
+    wait_job(c, id, &job, &buf);
     assert_int_equal(job.state, FORQ_STATE_SUCCEEDED);
     assert_int_equal(job.attempts, 1);
     free(buf);
