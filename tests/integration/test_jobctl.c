@@ -836,6 +836,253 @@ test_memory_limit(void **state)
 #endif
 }
 
+/* ------------------------------------------------------------------ group: exec and plugin tasks */
+
+static char pidfile[128];
+
+static int
+tasks_setup(void **state)
+{
+    static char slow[512], cancelme[512], flaky[512];
+    static char flagfile[128];
+    const char *args[32];
+    int n = 0;
+
+    snprintf(pidfile, sizeof(pidfile), "/tmp/forq-test-jobctl-%d.pid", (int)getpid());
+    snprintf(flagfile, sizeof(flagfile), "/tmp/forq-test-jobctl-%d.flag", (int)getpid());
+    unlink(flagfile);
+    /* The command writes its own pid, then becomes `sleep`: the test can see it die. */
+    snprintf(slow, sizeof(slow), "slow=sh -c 'echo $$ > %s; exec sleep 600'", pidfile);
+    snprintf(cancelme, sizeof(cancelme), "cancelme=sh -c 'echo $$ > %s.2; exec sleep 600'",
+             pidfile);
+    /* Fails the first time (no flag file yet), succeeds the second. */
+    snprintf(flaky, sizeof(flaky),
+             "flaky=sh -c 'if [ -e %s ]; then cat; else : > %s; echo not yet >&2; exit 1; fi'",
+             flagfile, flagfile);
+    args[n++] = "--workers=2";
+    args[n++] = "--retry-backoff-ms=1";
+    args[n++] = "--retry-backoff-max-ms=5";
+    args[n++] = "--plugin=" FORQ_PLUGIN_PATH;
+    args[n++] = "--task";
+    args[n++] = "shout=tr a-z A-Z";
+    args[n++] = "--task";
+    args[n++] = "crash=sh -c 'echo boom >&2; exit 3'";
+    args[n++] = "--task";
+    args[n++] = slow;
+    args[n++] = "--task";
+    args[n++] = cancelme;
+    args[n++] = "--task";
+    args[n++] = flaky;
+    args[n] = NULL;
+    return ctx_setup(state, args);
+}
+
+static int
+tasks_teardown(void **state)
+{
+    char path[160];
+
+    unlink(pidfile);
+    snprintf(path, sizeof(path), "%s.2", pidfile);
+    unlink(path);
+    snprintf(path, sizeof(path), "%.*s.flag", (int)(strlen(pidfile) - 4), pidfile);
+    unlink(path);
+    return ctx_teardown(state);
+}
+
+/* The pid an exec command wrote into path (polls until it is there). */
+static pid_t
+read_pid(const char *path)
+{
+    for (int guard = 0; guard < HARNESS_GUARD_MS / 5; guard++) {
+        FILE *f = fopen(path, "r");
+        int pid = 0;
+
+        if (f != NULL) {
+            if (fscanf(f, "%d", &pid) != 1)
+                pid = 0;
+            fclose(f);
+        }
+        if (pid > 0)
+            return pid;
+        sleep_ms(5);
+    }
+    fail_msg("no pid in %s", path);
+    return -1;
+}
+
+/* Wait until process pid no longer exists (killed with its worker's group). */
+static void
+wait_gone(pid_t pid)
+{
+    for (int guard = 0; guard < HARNESS_GUARD_MS / 5; guard++) {
+        if (kill(pid, 0) != 0 && errno == ESRCH)
+            return;
+        sleep_ms(5);
+    }
+    fail_msg("process %d outlived its job", (int)pid);
+}
+
+static void
+test_exec_tasks(void **state)
+{
+    struct ctx *c = *state;
+    struct msg_submit o = {.max_retries = 2};
+    struct msg_job job;
+    uint8_t *buf;
+    uint64_t id;
+
+    id = submit(c, "shout", "payload on stdin", NULL, NULL, NULL);
+    wait_job(c, id, &job, &buf);
+    assert_int_equal(job.state, FORQ_STATE_SUCCEEDED);
+    assert_true(msg_str_eq(job.result, "PAYLOAD ON STDIN"));
+    free(buf);
+
+    id = submit(c, "crash", "", NULL, NULL, NULL);
+    wait_job(c, id, &job, &buf);
+    assert_int_equal(job.state, FORQ_STATE_FAILED);
+    assert_int_equal(job.error.code, FORQ_ERR_TASK_FAILED);
+    assert_non_null(strstr(job.error.msg.ptr, "status 3"));
+    assert_non_null(strstr(job.error.msg.ptr, "boom"));
+    free(buf);
+
+    /* Fails once, then succeeds: retried, and no error is left on it. */
+    id = submit(c, "flaky", "second time lucky", NULL, &o, NULL);
+    wait_job(c, id, &job, &buf);
+    assert_int_equal(job.state, FORQ_STATE_SUCCEEDED);
+    assert_int_equal(job.attempts, 2);
+    assert_int_equal(job.error.code, 0);
+    assert_int_equal(job.last_error.code, 0);
+    assert_true(msg_str_eq(job.result, "second time lucky"));
+    free(buf);
+}
+
+/* A timeout or a cancel kills the command too, not only the worker. */
+static void
+test_exec_killed_with_its_worker(void **state)
+{
+    struct ctx *c = *state;
+    struct msg_submit o = {.timeout_ms = 300};
+    struct msg_job job;
+    char path[160];
+    uint8_t *buf;
+    uint64_t id;
+    pid_t cmd;
+
+    unlink(pidfile);
+    id = submit(c, "slow", "", NULL, &o, NULL);
+    cmd = read_pid(pidfile);
+    wait_job(c, id, &job, &buf);
+    assert_int_equal(job.error.code, FORQ_ERR_JOB_TIMEOUT);
+    free(buf);
+    wait_gone(cmd);
+
+    snprintf(path, sizeof(path), "%s.2", pidfile);
+    unlink(path);
+    id = submit(c, "cancelme", "", NULL, NULL, NULL);
+    cmd = read_pid(path);
+    assert_int_equal(cancel(c, id, 1, &job, &buf), 0);
+    assert_int_equal(job.state, FORQ_STATE_CANCELLED);
+    free(buf);
+    wait_gone(cmd);
+    wait_pool_full(c, 2, NULL, 0);
+}
+
+static void
+test_plugin_tasks(void **state)
+{
+    struct ctx *c = *state;
+    struct msg_job job;
+    uint8_t *buf;
+    uint64_t id;
+
+    id = submit(c, "rev", "forq", NULL, NULL, NULL);
+    wait_job(c, id, &job, &buf);
+    assert_true(msg_str_eq(job.result, "qrof"));
+    free(buf);
+    id = submit(c, "wc", "one two\nthree\n", NULL, NULL, NULL);
+    wait_job(c, id, &job, &buf);
+    assert_int_equal(job.state, FORQ_STATE_SUCCEEDED);
+    assert_true(msg_str_eq(job.result, "2 3 14"));
+    free(buf);
+}
+
+/* ------------------------------------------------------------------ start-up refusals */
+
+/* forqd refuses to start on a bad setting, naming it; out gets its output. */
+static int
+run_forqd(const char *const *args, char *out, size_t len)
+{
+    int st = harness_run_forqd(args, out, len);
+
+    print_message("forqd said: %s", out);
+    return st;
+}
+
+static void
+test_wrong_abi_plugin_refused(void **state)
+{
+    static const char *const check[] = {"--check-config", "--plugin",
+                                        FORQ_FIXTURE_DIR "/libforq_fixture_abi999.so", NULL};
+    static const char *const start[] = {
+        "--listen", "tcp://127.0.0.1:0", "--durability", "off", "--plugin",
+        FORQ_FIXTURE_DIR "/libforq_fixture_abi999.so", NULL};
+    static char out[4096];
+
+    (void)state;
+    assert_int_equal(run_forqd(check, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "libforq_fixture_abi999.so"));
+    assert_non_null(strstr(out, "ABI version 999"));
+    assert_int_not_equal(run_forqd(start, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "ABI version 999"));
+}
+
+static void
+test_bad_config_names_file_and_line(void **state)
+{
+    static const char *const bad[] = {
+        "[forqd]\nworkers = 2\nmax_jobs_per_worker = lots\n",       /* wrong type: line 3 */
+        "[forqd]\nworkers = 2\nwokers = 2\n",                       /* unknown key: line 3 */
+        "[forqd]\n\nworkers = 5000\n",                              /* out of range: line 3 */
+        "[forqd]\nworkers = 2\n[queue.q]\norder = sideways\n",     /* bad value: line 4 */
+        "[forqd]\n[task.t]\nexec = /no/such/program --flag\n",      /* missing program */
+    };
+    static const char *const where[] = {":3:", ":3:", ":3:", ":4:", "/no/such/program"};
+    char path[128], out[4096];
+
+    (void)state;
+    snprintf(path, sizeof(path), "/tmp/forq-test-jobctl-%d.conf", (int)getpid());
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *args[] = {"-c", path, "--check-config", NULL};
+        FILE *f = fopen(path, "w");
+
+        assert_non_null(f);
+        fputs(bad[i], f);
+        fclose(f);
+        assert_int_equal(run_forqd(args, out, sizeof(out)), 2);
+        assert_non_null(strstr(out, where[i]));
+        if (strchr(where[i], ':') != NULL)
+            assert_non_null(strstr(out, path));
+    }
+    /* A good file prints the effective configuration, flags winning. */
+    {
+        const char *args[] = {"-c", path, "--check-config", "--workers", "3", NULL};
+        FILE *f = fopen(path, "w");
+
+        assert_non_null(f);
+        fputs("[forqd]\nworkers = 2\nretry_backoff_ms = 250\n[task.up]\nexec = tr a-z A-Z\n"
+              "[queue.mail]\nlimit = 2\norder = lifo\n",
+              f);
+        fclose(f);
+        assert_int_equal(run_forqd(args, out, sizeof(out)), 0);
+        assert_non_null(strstr(out, "workers = 3"));
+        assert_non_null(strstr(out, "retry_backoff_ms = 250"));
+        assert_non_null(strstr(out, "[task.up]"));
+        assert_non_null(strstr(out, "[queue.mail]"));
+    }
+    unlink(path);
+}
+
 int
 main(void)
 {
@@ -860,9 +1107,20 @@ main(void)
         cmocka_unit_test(test_recycling),
         cmocka_unit_test(test_memory_limit),
     };
+    const struct CMUnitTest tasks[] = {
+        cmocka_unit_test(test_exec_tasks),
+        cmocka_unit_test(test_exec_killed_with_its_worker),
+        cmocka_unit_test(test_plugin_tasks),
+    };
+    const struct CMUnitTest refusals[] = {
+        cmocka_unit_test(test_wrong_abi_plugin_refused),
+        cmocka_unit_test(test_bad_config_names_file_and_line),
+    };
     int r = 0;
 
     r |= cmocka_run_group_tests_name("jobctl", jobctl, group_setup, ctx_teardown);
+    r |= cmocka_run_group_tests_name("tasks", tasks, tasks_setup, tasks_teardown);
+    r |= cmocka_run_group_tests_name("refusals", refusals, NULL, NULL);
     r |= cmocka_run_group_tests_name("restarts", restarts, restart_setup, ctx_teardown);
     r |= cmocka_run_group_tests_name("hygiene", hygiene, hygiene_setup, ctx_teardown);
     return r;

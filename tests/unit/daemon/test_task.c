@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -18,6 +21,20 @@
 
 #define TEST_RESULT_CAP 256
 #define TEST_ERRMSG_CAP 128
+#define TEST_BUILTINS   6 /* echo upper sleep fib fail alloc */
+
+/*
+ * Under AddressSanitizer, a refused allocation must come back as NULL (as
+ * from glibc) rather than end the process: the alloc test needs to see it.
+ * Without ASan nothing reads this.
+ */
+const char *__asan_default_options(void) __attribute__((visibility("default"), used));
+
+const char *
+__asan_default_options(void)
+{
+    return "allocator_may_return_null=1";
+}
 
 /* One task invocation: the io and the buffers behind it. */
 struct test_run {
@@ -196,6 +213,81 @@ test_task_fail(void **state)
 }
 
 static void
+test_task_alloc(void **state)
+{
+    struct test_run r;
+
+    assert_int_equal(test_run(&r, "alloc", "1", 1, TEST_RESULT_CAP), 0);
+    test_expect_text(&r, "ok");
+    assert_int_equal(test_run(&r, "alloc", "0", 1, TEST_RESULT_CAP), 0);
+    test_expect_text(&r, "ok");
+    assert_int_equal(test_run(&r, "alloc", "16\n", 3, TEST_RESULT_CAP), 0);
+    test_expect_text(&r, "ok");
+    assert_int_equal(test_run(&r, "alloc", "1048577", 7, TEST_RESULT_CAP), FORQ_ERR_TASK_FAILED);
+    assert_non_null(strstr(r.errmsg, "out of range 0..1048576"));
+    assert_int_equal(test_run(&r, "alloc", "1M", 2, TEST_RESULT_CAP), FORQ_ERR_TASK_FAILED);
+    assert_int_equal(test_run(&r, "alloc", "", 0, TEST_RESULT_CAP), FORQ_ERR_TASK_FAILED);
+}
+
+/* This process's address space, in bytes (the first field of statm, in pages). */
+static size_t
+test_vm_size(void)
+{
+    unsigned long pages = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+
+    if (f == NULL || fscanf(f, "%lu", &pages) != 1)
+        _exit(10);
+    fclose(f);
+    return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/*
+ * In a child (a worker's RLIMIT_AS applies to the whole process): 256 MiB of
+ * room beyond what the process already maps, as forqd's memory_limit would
+ * give, then 4 GiB must fail with memory_limit while 1 MiB still fits. Exit
+ * code 0 when all was as expected.
+ */
+static int
+test_alloc_under_limit(void)
+{
+    struct rlimit rl;
+    struct test_run r;
+
+    rl.rlim_cur = rl.rlim_max = test_vm_size() + (256u << 20);
+    if (setrlimit(RLIMIT_AS, &rl) != 0)
+        return 11;
+    if (test_run(&r, "alloc", "4096", 4, TEST_RESULT_CAP) != FORQ_ERR_MEMORY_LIMIT)
+        return 12;
+    if (strcmp(r.errmsg, "cannot allocate 4096 MiB: the worker's memory limit (memory_limit) "
+                         "or the system refused") != 0)
+        return 13;
+    if (r.io.result_len != 0)
+        return 14;
+    if (test_run(&r, "alloc", "1048576", 7, TEST_RESULT_CAP) != FORQ_ERR_MEMORY_LIMIT)
+        return 15;
+    if (test_run(&r, "alloc", "1", 1, TEST_RESULT_CAP) != 0 || r.io.result_len != 2)
+        return 16;
+    return 0;
+}
+
+static void
+test_task_alloc_over_memory_limit(void **state)
+{
+    pid_t pid;
+    int st;
+
+    (void)test_table(); /* build it before the fork, as forqd does */
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(test_alloc_under_limit());
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+static void
 test_task_result_over_cap_is_too_big(void **state)
 {
     struct test_run r;
@@ -251,7 +343,11 @@ test_task_run_contains_misbehaving_tasks(void **state)
     static struct task_table t;
     uint8_t result[8];
     char errmsg[128];
-    struct forq_task_io io = {"", 0, result, sizeof(result), 0, errmsg, sizeof(errmsg)};
+    struct forq_task_io io = {.payload = "",
+                              .result = result,
+                              .result_cap = sizeof(result),
+                              .errmsg = errmsg,
+                              .errmsg_cap = sizeof(errmsg)};
     int base;
 
     task_table_init(&t);
@@ -285,11 +381,11 @@ test_task_run_contains_misbehaving_tasks(void **state)
 static void
 test_task_find_and_name(void **state)
 {
-    static const char *builtins[] = {"echo", "upper", "sleep", "fib", "fail"};
+    static const char *builtins[TEST_BUILTINS] = {"echo", "upper", "sleep", "fib", "fail", "alloc"};
     const struct task_table *t = test_table();
 
-    assert_int_equal(t->ntasks, 5);
-    for (size_t i = 0; i < 5; i++) {
+    assert_int_equal(t->ntasks, TEST_BUILTINS);
+    for (size_t i = 0; i < TEST_BUILTINS; i++) {
         int idx = task_find(t, builtins[i], strlen(builtins[i]));
 
         assert_true(idx >= 0);
@@ -353,7 +449,7 @@ test_task_table_full(void **state)
     }
     assert_int_equal(task_table_add(&t, "one-more", test_fn_ok), FORQ_ERR_LIMIT);
     assert_int_equal(t.ntasks, TASK_MAX);
-    assert_int_equal(task_find(&t, "t0", 2), 5);
+    assert_int_equal(task_find(&t, "t0", 2), TEST_BUILTINS);
     assert_int_equal(task_find(&t, names[n - 1], strlen(names[n - 1])), TASK_MAX - 1);
 }
 
@@ -366,6 +462,8 @@ main(void)
         cmocka_unit_test(test_task_sleep),
         cmocka_unit_test(test_task_fib),
         cmocka_unit_test(test_task_fail),
+        cmocka_unit_test(test_task_alloc),
+        cmocka_unit_test(test_task_alloc_over_memory_limit),
         cmocka_unit_test(test_task_result_over_cap_is_too_big),
         cmocka_unit_test(test_task_run_contains_misbehaving_tasks),
         cmocka_unit_test(test_task_find_and_name),
