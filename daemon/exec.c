@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -33,7 +34,7 @@
 
 extern char **environ;
 
-/* The ctx of an exec task; allocated at start-up, never freed. */
+/* The ctx of an exec task; allocated at start-up, freed with the task table. */
 struct exec_task {
     const char *name;  /* borrowed from the config */
     char *const *argv; /* borrowed; argv[0] as the operator wrote it */
@@ -237,6 +238,15 @@ exec_resolve(const char *task, const char *prog, char **out, char *why, size_t w
 
 static int exec_run(struct forq_task_io *io);
 
+static void
+exec_task_free(void *ctx)
+{
+    struct exec_task *et = ctx;
+
+    free(et->path);
+    free(et);
+}
+
 int
 exec_task_add(struct task_table *t, const struct config_task *ct, size_t max_result, char *why,
               size_t whylen)
@@ -265,7 +275,7 @@ exec_task_add(struct task_table *t, const struct config_task *ct, size_t max_res
     /* The result lands in the slot's result buffer: never more than it holds. */
     et->max_output =
         ct->max_output != 0 && ct->max_output < max_result ? ct->max_output : max_result;
-    if ((r = task_table_add_ctx(t, ct->name, exec_run, et)) != 0) {
+    if ((r = task_table_add_owned(t, ct->name, exec_run, et, exec_task_free)) != 0) {
         if (r == FORQ_ERR_LIMIT)
             snprintf(why, whylen, "task '%s': the task table is full (%d tasks)", ct->name,
                      TASK_MAX);
@@ -532,19 +542,24 @@ exec_drain_err(struct exec_proc *pr)
 }
 
 /*
- * Move bytes until the command has closed all three pipes (normally: it
- * exited), or stdout goes over the limit. 0, or -1 with errno when poll fails.
+ * Move bytes until the command has exited or closed all three pipes, or
+ * stdout goes over the limit. Once the command has exited (its pidfd, when
+ * the kernel gives one), what it wrote is in the pipes: read that and stop,
+ * so a background process it left holding stdout cannot hold the job (and the
+ * worker) open. 0, or -1 with errno when poll fails.
  */
 static int
-exec_pump(struct exec_proc *pr, struct forq_task_io *io)
+exec_pump(struct exec_proc *pr, struct forq_task_io *io, int pidfd)
 {
-    struct pollfd pfd[3];
-    int iin, iout, ierr;
+    struct pollfd pfd[4];
+    int iin, iout, ierr, ipid;
     nfds_t n;
 
     while ((pr->in >= 0 || pr->out >= 0 || pr->err >= 0) && !pr->too_big) {
         n = 0;
-        iin = iout = ierr = -1;
+        iin = iout = ierr = ipid = -1;
+        if (pidfd >= 0)
+            pfd[ipid = (int)n++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
         if (pr->in >= 0)
             pfd[iin = (int)n++] = (struct pollfd){.fd = pr->in, .events = POLLOUT};
         if (pr->out >= 0)
@@ -563,6 +578,14 @@ exec_pump(struct exec_proc *pr, struct forq_task_io *io)
             exec_drain_out(pr, io);
         if (ierr >= 0 && pfd[ierr].revents != 0)
             exec_drain_err(pr);
+        if (ipid >= 0 && pfd[ipid].revents != 0) {
+            /* Exited: drain what it left in the pipes (both non-blocking), then stop. */
+            if (pr->out >= 0 && !pr->too_big)
+                exec_drain_out(pr, io);
+            if (pr->err >= 0)
+                exec_drain_err(pr);
+            break;
+        }
     }
     return 0;
 }
@@ -617,7 +640,7 @@ exec_run(struct forq_task_io *io)
     const struct exec_task *et = io->ctx;
     struct exec_proc pr = {.pid = -1, .in = -1, .out = -1, .err = -1};
     struct sigaction ign, old_pipe, old_chld;
-    int r, st, e = 0;
+    int r, st, e = 0, pidfd = -1;
 
     pr.out_max = et->max_output < io->result_cap ? et->max_output : io->result_cap;
     /* A command that stops reading must cost an EPIPE, not the worker. */
@@ -635,7 +658,8 @@ exec_run(struct forq_task_io *io)
 
     if ((r = exec_spawn(et, io, &pr)) != 0)
         goto out;
-    if (exec_pump(&pr, io) != 0) {
+    pidfd = pidfd_open(pr.pid, 0); /* -1 on old kernels: then EOF on all pipes ends it */
+    if (exec_pump(&pr, io, pidfd) != 0) {
         e = errno;
         kill(pr.pid, SIGKILL);
     } else if (pr.too_big) {
@@ -644,6 +668,7 @@ exec_run(struct forq_task_io *io)
     exec_close(&pr.in);
     exec_close(&pr.out);
     exec_close(&pr.err);
+    exec_close(&pidfd);
     if (exec_reap(pr.pid, &st) != 0) {
         r = forq_task_fail(io, "task '%s': waitpid: %s", et->name, strerror(errno));
         goto out;

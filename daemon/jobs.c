@@ -234,6 +234,21 @@ jobs_record(struct jobs *s, int op, const struct job *job, const struct jobs_ori
         rec->job.payload_len = 0;
         rec->job.unique_key = NULL;
     }
+    /*
+     * A job waiting for a retry may replace its last error (its next attempt
+     * fails, succeeds, or it is cancelled) before the store thread reads it:
+     * the RETRY record carries its own copy. A final error never changes.
+     */
+    if (op == STORE_RETRY && rec->job.err_msg != NULL) {
+        if ((rec->owned = strdup(rec->job.err_msg)) == NULL) {
+            store_rec_free(rec);
+            s->store_failures++;
+            return 0;
+        }
+        rec->job.err_msg = rec->owned;
+    } else if (op != STORE_FINISH) {
+        rec->job.err_msg = NULL;
+    }
     if (o != NULL)
         jobs_origin_put(rec, o);
     store_put(s->store, rec);
@@ -336,19 +351,25 @@ jobs_retryable(int code)
            code != FORQ_ERR_UNKNOWN_TASK;
 }
 
-/* Put a job in the schedule for run_at_us. On ENOMEM it runs now instead. */
-static void
+/*
+ * Put a job in the schedule for run_at_us. On ENOMEM it is queued now
+ * instead, or, failing that too, fails. Returns 1 when it is scheduled or
+ * queued, 0 when it has finished (and may have moved: do not touch it).
+ */
+static int
 jobs_schedule(struct jobs *s, struct job *job)
 {
     job->state = FORQ_STATE_SCHEDULED;
     job->queue->scheduled++;
-    if (delay_add(&s->delayed, job) != 0) {
-        job->run_at_us = 0;
-        job->queue->scheduled--;
-        job->state = FORQ_STATE_QUEUED;
-        if (queue_push(&s->queues, job) != 0)
-            jobs_fail(s, job, FORQ_ERR_NOMEM, "out of memory scheduling the job");
-    }
+    if (delay_add(&s->delayed, job) == 0)
+        return 1;
+    job->run_at_us = 0;
+    job->queue->scheduled--;
+    job->state = FORQ_STATE_QUEUED;
+    if (queue_push(&s->queues, job) == 0)
+        return 1;
+    jobs_fail(s, job, FORQ_ERR_NOMEM, "out of memory scheduling the job");
+    return 0;
 }
 
 /* A new or recovered job goes to the schedule (its time is ahead) or its queue. */
@@ -356,7 +377,7 @@ static void
 jobs_enqueue(struct jobs *s, struct job *job)
 {
     if (job->run_at_us > job_now_us()) {
-        jobs_schedule(s, job);
+        (void)jobs_schedule(s, job);
         return;
     }
     job->state = FORQ_STATE_QUEUED;
@@ -401,8 +422,8 @@ jobs_attempt_failed(struct jobs *s, struct job *job, int code, const char *msg)
               (unsigned long long)job->id, job->attempts, forq_errname(code), job->attempts,
               job->max_retries,
               (unsigned long long)((job->run_at_us - job_now_us()) / 1000));
-    jobs_schedule(s, job);
-    (void)jobs_record(s, STORE_RETRY, job, NULL);
+    if (jobs_schedule(s, job))
+        (void)jobs_record(s, STORE_RETRY, job, NULL);
 }
 
 static void
@@ -905,6 +926,7 @@ jobs_free(struct jobs *s)
     }
     idmap_fini(&s->jobs);
     idmap_fini(&s->unique);
+    task_table_fini(&s->tasks);
     delay_fini(&s->delayed);
     queue_set_fini(&s->queues);
     if (s->purge_ev != NULL)
@@ -957,6 +979,11 @@ jobs_submit(struct jobs *s, const struct msg_submit *req, const struct jobs_orig
         if (e == FORQ_ERR_LIMIT)
             snprintf(why, whylen, "too many queues (limit %zu)", s->cfg.max_queues);
         return e;
+    }
+    if (req->unique_key.len > 0 &&
+        memchr(req->unique_key.ptr, '\0', req->unique_key.len) != NULL) {
+        snprintf(why, whylen, "unique_key must not contain a NUL character");
+        return FORQ_ERR_BAD_REQUEST;
     }
     if (req->unique_key.len > 0 &&
         (dup = jobs_unique_find(s, req->unique_key.ptr, req->unique_key.len)) != NULL)
@@ -1070,7 +1097,11 @@ jobs_cancel(struct jobs *s, uint64_t id, int running, const struct job **out, ch
     case FORQ_STATE_RUNNING:
         if (!running)
             break;
-        /* It ends cancelled once its worker is dead (jobs_lost_cb). */
+        /*
+         * It ends cancelled once its worker is dead (jobs_lost_cb). A job
+         * that has just finished is not killed: its outcome stands, and the
+         * caller, waiting for it to settle, answers `state`.
+         */
         if (!job->kill_cancel && pool_kill(s->pool, job->id) == 0)
             job->kill_cancel = 1;
         return 0;

@@ -18,7 +18,11 @@ main_check_config(const struct config *cfg)
     static struct task_table table; /* large: TASK_MAX entries */
     char why[512];
 
-    if (task_table_build(&table, cfg, why, sizeof(why)) != 0) {
+    int r;
+
+    r = task_table_build(&table, cfg, why, sizeof(why));
+    task_table_fini(&table);
+    if (r != 0) {
         fprintf(stderr, "forqd: %s\n", why);
         return 2;
     }

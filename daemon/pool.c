@@ -250,6 +250,12 @@ pool_exit_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    /*
+     * Whatever it started is gone with it: clean up its group (an exec task's
+     * command) while the dead worker is not reaped yet, so its pid, hence the
+     * group id, cannot have been reused.
+     */
+    kill(-pid, SIGKILL);
     pool_describe_exit(pid, why, sizeof(why));
     event_free(w->exit_ev);
     w->exit_ev = NULL;
@@ -260,8 +266,6 @@ pool_exit_cb(evutil_socket_t fd, short what, void *arg)
     died_young = pool_now_us() - w->spawned_us < POOL_QUICK_DEATH_US &&
                  w->jobs_done == w->jobs_at_spawn;
     pool_idle_drop(p, w);
-    /* Whatever it started is gone with it: clean up its group (an exec task's command). */
-    kill(-pid, SIGKILL);
     event_del(w->deadline_ev);
 
     if (w->busy) {
@@ -276,7 +280,9 @@ pool_exit_cb(evutil_socket_t fd, short what, void *arg)
             w->busy = 0;
             w->cookie = NULL;
             w->job_id = 0;
-            died_young = 0; /* a job killed it, not its start-up */
+            /* A job killed it, not its start-up; unless it never even picked the job up. */
+            if (st != SLOT_ASSIGNED || reason != POOL_LOST_DIED)
+                died_young = 0;
             if (reason == POOL_LOST_DIED)
                 log_warn("worker %d (slot %u) %s %s job %llu; replacing it", (int)pid, w->idx,
                          why, st == SLOT_RUNNING ? "while running" : "before it started",
@@ -472,12 +478,17 @@ pool_kill(struct pool *p, uint64_t job_id)
 {
     for (unsigned i = 0; i < p->cfg.workers; i++) {
         struct pool_worker *w = &p->workers[i];
+        enum slot_state st;
 
-        if (w->busy && w->job_id == job_id && w->pid != 0) {
-            if (!w->killing)
-                pool_kill_worker(w, POOL_LOST_KILLED);
+        if (!w->busy || w->job_id != job_id || w->pid == 0)
+            continue;
+        if (w->killing)
             return 0;
-        }
+        /* Finished, its eventfd not read yet: the outcome comes through done. */
+        if (slot_get_state(w->slot, &st) == 0 && st == SLOT_DONE)
+            return FORQ_ERR_STATE;
+        pool_kill_worker(w, POOL_LOST_KILLED);
+        return 0;
     }
     return FORQ_ERR_NOT_FOUND;
 }

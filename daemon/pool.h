@@ -95,9 +95,10 @@ int pool_run(struct pool *p, uint64_t job_id, int task, const void *payload, siz
 
 /*
  * Kill the worker running job_id (and its process group). The job comes back
- * through ops->lost with POOL_LOST_KILLED once the worker is dead, or through
- * ops->done if it had already finished. 0, or FORQ_ERR_NOT_FOUND when no
- * worker holds that job.
+ * through ops->lost with POOL_LOST_KILLED once the worker is dead. Returns 0,
+ * FORQ_ERR_STATE when the job has finished already (nothing is killed; its
+ * outcome comes through ops->done), or FORQ_ERR_NOT_FOUND when no worker
+ * holds that job.
  */
 int pool_kill(struct pool *p, uint64_t job_id);
 

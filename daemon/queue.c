@@ -85,6 +85,9 @@ queue_add(struct queue_set *set, const char *name, size_t len, uint64_t hash, st
         set->all = all;
         set->cap = cap;
     }
+    /* Room in the ready heap for every queue: repositioning can then never fail. */
+    if (heap_reserve(&set->ready, set->nqueues + 1) != 0)
+        return FORQ_ERR_NOMEM;
     if ((q = calloc(1, sizeof(*q))) == NULL)
         return FORQ_ERR_NOMEM;
     memcpy(q->name, name, len);
@@ -199,7 +202,7 @@ queue_remove(struct queue_set *set, struct job *job)
     set->queued--;
 }
 
-/* Joining the ready heap may need memory; on failure q waits for its next change. */
+/* The ready heap has room for every queue (queue_add): this cannot fail. */
 static void
 queue_refresh(struct queue_set *set, struct queue *q)
 {

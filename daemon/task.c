@@ -156,8 +156,31 @@ task_table_add_ctx(struct task_table *t, const char *name, forq_task_fn fn, void
     t->defs[t->ntasks].name = name;
     t->defs[t->ntasks].fn = fn;
     t->defs[t->ntasks].ctx = ctx;
+    t->ctx_free[t->ntasks] = NULL;
     t->ntasks++;
     return 0;
+}
+
+int
+task_table_add_owned(struct task_table *t, const char *name, forq_task_fn fn, void *ctx,
+                     void (*ctx_free)(void *ctx))
+{
+    int e = task_table_add_ctx(t, name, fn, ctx);
+
+    if (e == 0)
+        t->ctx_free[t->ntasks - 1] = ctx_free;
+    return e;
+}
+
+void
+task_table_fini(struct task_table *t)
+{
+    for (size_t i = 0; i < t->ntasks; i++) {
+        if (t->ctx_free[i] != NULL)
+            t->ctx_free[i](t->defs[i].ctx);
+        t->ctx_free[i] = NULL;
+    }
+    t->ntasks = 0;
 }
 
 int

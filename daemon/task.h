@@ -28,6 +28,7 @@
 
 struct task_table {
     struct forq_task_def defs[TASK_MAX];
+    void (*ctx_free[TASK_MAX])(void *ctx); /* frees defs[i].ctx at task_table_fini; or NULL */
     size_t ntasks;
 };
 
@@ -41,6 +42,11 @@ void task_table_init(struct task_table *t);
  */
 int task_table_add(struct task_table *t, const char *name, forq_task_fn fn);
 int task_table_add_ctx(struct task_table *t, const char *name, forq_task_fn fn, void *ctx);
+/* The same, and the table owns ctx: ctx_free(ctx) at task_table_fini. */
+int task_table_add_owned(struct task_table *t, const char *name, forq_task_fn fn, void *ctx,
+                         void (*ctx_free)(void *ctx));
+/* Free the contexts the table owns (the table itself is the caller's). */
+void task_table_fini(struct task_table *t);
 
 /*
  * The whole table forqd runs with: the built-ins, then every plugin (in

@@ -332,6 +332,33 @@ test_retries_count_attempts(void **state)
     free(buf);
 }
 
+/*
+ * Many jobs failing and retrying at once: each RETRY record carries the last
+ * error to the store while the next attempt may already replace it (a
+ * use-after-free here once; the ASan pass of this test is what catches it).
+ */
+static void
+test_many_retries_at_once(void **state)
+{
+    struct ctx *c = *state;
+    struct msg_submit o = {.max_retries = 20};
+    uint64_t ids[50];
+
+    for (int i = 0; i < 50; i++)
+        ids[i] = submit(c, "fail", "try again, with a message long enough to matter", NULL,
+                        &o, NULL);
+    for (int i = 0; i < 50; i++) {
+        struct msg_job job;
+        uint8_t *buf;
+
+        wait_job(c, ids[i], &job, &buf);
+        assert_int_equal(job.state, FORQ_STATE_FAILED);
+        assert_int_equal(job.attempts, 21);
+        assert_non_null(strstr(job.error.msg.ptr, "try again"));
+        free(buf);
+    }
+}
+
 /* A job whose worker keeps dying ends worker_lost after its retries; the pool lives. */
 static void
 test_worker_deaths_are_retried(void **state)
@@ -576,6 +603,19 @@ test_unique_key(void **state)
     wait_job(c, a, &job, &buf);
     assert_true(msg_str_eq(job.result, "first")); /* the second payload was never used */
     free(buf);
+    /* A key with a NUL in it is refused (it could not be stored as text). */
+    {
+        struct msg_request req = {.op = MSG_OP_SUBMIT};
+        struct msg_response resp;
+
+        req.u.submit.task = msg_str_c("echo");
+        req.u.submit.payload = msg_str_c("x");
+        req.u.submit.unique_key = (struct msg_str){"a\0b", 3};
+        call(c, &req, &resp, &buf);
+        assert_int_equal(resp.err.code, FORQ_ERR_BAD_REQUEST);
+        free(buf);
+        ping(c);
+    }
     /* Finished: the key is free again. */
     d = submit(c, "echo", "third", "uniq", &o, &dup);
     assert_true(d != a);
@@ -843,7 +883,7 @@ static char pidfile[128];
 static int
 tasks_setup(void **state)
 {
-    static char slow[512], cancelme[512], flaky[512];
+    static char slow[512], cancelme[512], flaky[512], bg[512];
     static char flagfile[128];
     const char *args[32];
     int n = 0;
@@ -873,6 +913,10 @@ tasks_setup(void **state)
     args[n++] = cancelme;
     args[n++] = "--task";
     args[n++] = flaky;
+    /* Leaves a process behind that holds stdout open, and says which. */
+    snprintf(bg, sizeof(bg), "bg=sh -c 'sleep 600 & echo $! > %s.bg; echo hi'", pidfile);
+    args[n++] = "--task";
+    args[n++] = bg;
     args[n] = NULL;
     return ctx_setup(state, args);
 }
@@ -884,6 +928,8 @@ tasks_teardown(void **state)
 
     unlink(pidfile);
     snprintf(path, sizeof(path), "%s.2", pidfile);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s.bg", pidfile);
     unlink(path);
     snprintf(path, sizeof(path), "%.*s.flag", (int)(strlen(pidfile) - 4), pidfile);
     unlink(path);
@@ -955,6 +1001,29 @@ test_exec_tasks(void **state)
     assert_int_equal(job.last_error.code, 0);
     assert_true(msg_str_eq(job.result, "second time lucky"));
     free(buf);
+}
+
+/*
+ * A command that exits leaving a background process with its stdout open
+ * finishes when it exits (the job does not wait for the stray process).
+ */
+static void
+test_exec_background_child(void **state)
+{
+    struct ctx *c = *state;
+    struct msg_job job;
+    char path[160];
+    uint8_t *buf;
+    uint64_t id;
+
+    snprintf(path, sizeof(path), "%s.bg", pidfile);
+    unlink(path);
+    id = submit(c, "bg", "", NULL, NULL, NULL);
+    wait_job(c, id, &job, &buf); /* the guard (30 s) is far below the stray's 600 s */
+    assert_int_equal(job.state, FORQ_STATE_SUCCEEDED);
+    assert_true(msg_str_eq(job.result, "hi\n"));
+    free(buf);
+    kill(read_pid(path), SIGKILL);
 }
 
 /* A timeout or a cancel kills the command too, not only the worker. */
@@ -1090,6 +1159,7 @@ main(void)
         cmocka_unit_test(test_timeout_kills_the_job_not_the_pool),
         cmocka_unit_test(test_timeout_then_retries),
         cmocka_unit_test(test_retries_count_attempts),
+        cmocka_unit_test(test_many_retries_at_once),
         cmocka_unit_test(test_worker_deaths_are_retried),
         cmocka_unit_test(test_cancel_running),
         cmocka_unit_test(test_limit_one_with_two_workers),
@@ -1110,6 +1180,7 @@ main(void)
     const struct CMUnitTest tasks[] = {
         cmocka_unit_test(test_exec_tasks),
         cmocka_unit_test(test_exec_killed_with_its_worker),
+        cmocka_unit_test(test_exec_background_child),
         cmocka_unit_test(test_plugin_tasks),
     };
     const struct CMUnitTest refusals[] = {
