@@ -91,8 +91,10 @@ static const struct config_key config_keys[KEY__COUNT] = {
     [KEY_MAX_RESULT] = {"max_result", CONFIG_SIZE, 0, 256 * MIB, CONFIG_FIELD(max_result)},
     [KEY_MAX_QUEUED] = {"max_queued", CONFIG_COUNT, 1, (uint64_t)1 << 32, CONFIG_FIELD(max_queued)},
     /*
-     * STATS lists every queue (15 elements each) and worker (13 each) in one
-     * message of at most MSG_MAX_ITEMS (65536) elements: 2048 + 1024 fit.
+     * STATS lists every queue (up to 25 elements each: 12 keys, 12 values,
+     * the map) and worker (13 each) in one message of at most MSG_MAX_ITEMS
+     * (65536) elements: 2048 × 25 + 1024 × 13 = 64512 fit, with room for the
+     * totals. A new queue field needs this limit looked at again.
      */
     [KEY_MAX_QUEUES] = {"max_queues", CONFIG_COUNT, 1, 2048, CONFIG_FIELD(max_queues)},
     [KEY_MAX_INFLIGHT] = {"max_inflight", CONFIG_COUNT, 1, 1 << 20, CONFIG_FIELD(max_inflight)},

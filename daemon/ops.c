@@ -343,6 +343,15 @@ ops_queue(struct conn *c, const struct msg_request *req)
     conn_reply(c, MSG_OP_QUEUE, &resp);
 }
 
+static void
+ops_why_not_drained(const struct jobs_waiter *w, char *why, size_t len)
+{
+    uint64_t left = jobs_join_left(w);
+
+    snprintf(why, len, "queue '%s' still has %llu unfinished job%s", w->queue->name,
+             (unsigned long long)left, left == 1 ? "" : "s");
+}
+
 /* A parked JOIN ends: the queue drained, or the time ran out. */
 static void
 ops_join_done(void *arg, struct jobs_waiter *w, const struct job *job, int code)
@@ -354,9 +363,7 @@ ops_join_done(void *arg, struct jobs_waiter *w, const struct job *job, int code)
     (void)job;
     conn_untrack_wait(c, w);
     if (code != 0) {
-        snprintf(why, sizeof(why), "queue '%s' still has %llu unfinished job%s",
-                 w->queue->name, (unsigned long long)jobs_join_left(w),
-                 jobs_join_left(w) == 1 ? "" : "s");
+        ops_why_not_drained(w, why, sizeof(why));
         conn_reply_err(c, w->rid, code, why);
         return;
     }
@@ -377,9 +384,7 @@ ops_join(struct conn *c, const struct msg_request *req)
                   ops_join_done, c, req->rid, &w);
     if (e == 0 && m->timeout_ms == 0) {
         /* A poll: it is not drained, and waiting is not wanted. */
-        snprintf(why, sizeof(why), "queue '%.*s' still has %llu unfinished job%s",
-                 (int)m->queue.len, m->queue.ptr, (unsigned long long)jobs_join_left(w),
-                 jobs_join_left(w) == 1 ? "" : "s");
+        ops_why_not_drained(w, why, sizeof(why));
         jobs_wait_cancel(w);
         conn_reply_err(c, req->rid, FORQ_ERR_TIMEOUT, why);
         return;

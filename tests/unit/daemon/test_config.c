@@ -691,6 +691,26 @@ struct test_bad_file {
     const char *names; /* and contains this */
 };
 
+/* Each file is refused with "PATH:LINE: " and a message that names what is wrong. */
+static void
+test_expect_bad_files(const struct test_bad_file *bad, size_t n)
+{
+    char err[512], path[2 * TEST_PATH_MAX], prefix[2 * TEST_PATH_MAX + 32];
+    struct config cfg;
+
+    for (size_t i = 0; i < n; i++) {
+        int r = test_load(&cfg, bad[i].text, path, sizeof(path), err, sizeof(err));
+
+        snprintf(prefix, sizeof(prefix), "%s:%d: ", path, bad[i].line);
+        if (r != FORQ_ERR_INVALID || strncmp(err, prefix, strlen(prefix)) != 0 ||
+            strstr(err, bad[i].names) == NULL)
+            fail_msg("case %zu: got %d, message '%s'; wanted line %d and '%s'", i, r, err,
+                     bad[i].line, bad[i].names);
+        assert_null(strchr(err, '\n'));
+        config_fini(&cfg);
+    }
+}
+
 static void
 test_config_file_errors_name_file_and_line(void **state)
 {
@@ -745,20 +765,7 @@ test_config_file_errors_name_file_and_line(void **state)
         {"[forqd\nworkers = 2\n", 1, "missing ']'"},
         {"[forqd] workers = 2\n", 1, "unexpected text after the section header"},
     };
-    char err[512], path[2 * TEST_PATH_MAX], prefix[2 * TEST_PATH_MAX + 32];
-    struct config cfg;
-
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        int r = test_load(&cfg, bad[i].text, path, sizeof(path), err, sizeof(err));
-
-        snprintf(prefix, sizeof(prefix), "%s:%d: ", path, bad[i].line);
-        if (r != FORQ_ERR_INVALID || strncmp(err, prefix, strlen(prefix)) != 0 ||
-            strstr(err, bad[i].names) == NULL)
-            fail_msg("case %zu: got %d, message '%s'; wanted line %d and '%s'", i, r, err,
-                     bad[i].line, bad[i].names);
-        assert_null(strchr(err, '\n'));
-        config_fini(&cfg);
-    }
+    test_expect_bad_files(bad, sizeof(bad) / sizeof(bad[0]));
 }
 
 /* These reach exec_split (daemon/exec.c) for their message. */
@@ -770,18 +777,7 @@ test_config_file_exec_errors(void **state)
         {"[task.t]\nexec = \n", 2, "exec: task 't'"},
         {"[task.t]\nexec = ;only a comment\n", 2, "exec: task 't'"},
     };
-    char err[512], path[2 * TEST_PATH_MAX], prefix[2 * TEST_PATH_MAX + 32];
-    struct config cfg;
-
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        int r = test_load(&cfg, bad[i].text, path, sizeof(path), err, sizeof(err));
-
-        snprintf(prefix, sizeof(prefix), "%s:%d: ", path, bad[i].line);
-        if (r != FORQ_ERR_INVALID || strncmp(err, prefix, strlen(prefix)) != 0 ||
-            strstr(err, bad[i].names) == NULL)
-            fail_msg("case %zu: got %d, message '%s'", i, r, err);
-        config_fini(&cfg);
-    }
+    test_expect_bad_files(bad, sizeof(bad) / sizeof(bad[0]));
 }
 
 static void
