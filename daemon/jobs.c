@@ -1190,9 +1190,11 @@ jobs_join(struct jobs *s, struct msg_str name, int64_t timeout_ms, jobs_wait_fn 
 }
 
 uint64_t
-jobs_join_left(const struct jobs_waiter *w)
+jobs_queue_unfinished(struct jobs *s, struct msg_str name)
 {
-    return w->queue != NULL ? queue_unfinished(w->queue) : 0;
+    struct queue *q;
+
+    return queue_get(&s->queues, name.ptr, name.len, 0, &q) == 0 ? queue_unfinished(q) : 0;
 }
 
 /* Fill out with q's figures; strings point into q. */

@@ -178,18 +178,17 @@ int jobs_wait(struct jobs *s, uint64_t id, int64_t timeout_ms, jobs_wait_fn fn, 
 /* Withdraw a parked wait or join (its owner is going away) and free it; fn is not called. */
 void jobs_wait_cancel(struct jobs_waiter *w);
 
+/* Unfinished jobs (being stored, scheduled, queued or running) of queue name; 0 if no such queue. */
+uint64_t jobs_queue_unfinished(struct jobs *s, struct msg_str name);
+
 /*
  * Park a JOIN on the queue called name: fn(arg, w, NULL, 0) once it has no
- * unfinished job (being stored, scheduled, queued or running), or
- * FORQ_ERR_TIMEOUT after timeout_ms (< 0: none). Returns 0 with *out (freed
- * as for jobs_wait), FORQ_ERR_STATE when the queue is drained already (or
- * does not exist), or FORQ_ERR_NOMEM.
+ * unfinished job, or FORQ_ERR_TIMEOUT after timeout_ms (< 0: none). Returns 0
+ * with *out (freed as for jobs_wait), FORQ_ERR_STATE when the queue is
+ * drained already (or does not exist), or FORQ_ERR_NOMEM.
  */
 int jobs_join(struct jobs *s, struct msg_str name, int64_t timeout_ms, jobs_wait_fn fn,
               void *arg, uint64_t rid, struct jobs_waiter **out);
-
-/* Unfinished jobs of the queue a JOIN waits on (for its timeout message). */
-uint64_t jobs_join_left(const struct jobs_waiter *w);
 
 /*
  * Look at or change a queue (the QUEUE op): action info, pause, resume or set

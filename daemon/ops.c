@@ -344,11 +344,9 @@ ops_queue(struct conn *c, const struct msg_request *req)
 }
 
 static void
-ops_why_not_drained(const struct jobs_waiter *w, char *why, size_t len)
+ops_why_not_drained(const char *name, size_t len, uint64_t left, char *why, size_t whylen)
 {
-    uint64_t left = jobs_join_left(w);
-
-    snprintf(why, len, "queue '%s' still has %llu unfinished job%s", w->queue->name,
+    snprintf(why, whylen, "queue '%.*s' still has %llu unfinished job%s", (int)len, name,
              (unsigned long long)left, left == 1 ? "" : "s");
 }
 
@@ -358,12 +356,15 @@ ops_join_done(void *arg, struct jobs_waiter *w, const struct job *job, int code)
 {
     struct conn *c = arg;
     struct msg_response resp = {0};
+    const char *name = w->queue->name;
     char why[OPS_WHY_MAX];
 
     (void)job;
     conn_untrack_wait(c, w);
     if (code != 0) {
-        ops_why_not_drained(w, why, sizeof(why));
+        ops_why_not_drained(name, strlen(name),
+                            jobs_queue_unfinished(c->srv->jobs, msg_str_c(name)), why,
+                            sizeof(why));
         conn_reply_err(c, w->rid, code, why);
         return;
     }
@@ -375,26 +376,24 @@ static void
 ops_join(struct conn *c, const struct msg_request *req)
 {
     const struct msg_join *m = &req->u.join;
+    uint64_t left = jobs_queue_unfinished(c->srv->jobs, m->queue);
     struct msg_response resp = {0};
     struct jobs_waiter *w;
     char why[OPS_WHY_MAX];
     int e;
 
-    e = jobs_join(c->srv->jobs, m->queue, m->timeout_ms != 0 ? m->timeout_ms : -1,
-                  ops_join_done, c, req->rid, &w);
-    if (e == 0 && m->timeout_ms == 0) {
-        /* A poll: it is not drained, and waiting is not wanted. */
-        ops_why_not_drained(w, why, sizeof(why));
-        jobs_wait_cancel(w);
-        conn_reply_err(c, req->rid, FORQ_ERR_TIMEOUT, why);
-        return;
-    }
-    if (e == FORQ_ERR_STATE) { /* drained already */
+    if (left == 0) { /* drained already, or no such queue */
         resp.rid = req->rid;
         conn_reply(c, MSG_OP_JOIN, &resp);
         return;
     }
-    if (e != 0) {
+    if (m->timeout_ms == 0) { /* a poll */
+        ops_why_not_drained(m->queue.ptr, m->queue.len, left, why, sizeof(why));
+        conn_reply_err(c, req->rid, FORQ_ERR_TIMEOUT, why);
+        return;
+    }
+    if ((e = jobs_join(c->srv->jobs, m->queue, m->timeout_ms, ops_join_done, c, req->rid,
+                       &w)) != 0) {
         conn_reply_err(c, req->rid, e, NULL);
         return;
     }

@@ -51,7 +51,7 @@ struct pool_worker {
     struct event *deadline_ev; /* the running job's timeout */
     int killing;       /* enum pool_lost_reason: the pool killed it; 0 = no */
     int retiring;      /* asked to exit after max_jobs_per_worker jobs */
-    uint64_t jobs_done, restarts, recycled, killed;
+    uint64_t jobs_done, restarts;
 };
 
 struct pool {
@@ -157,7 +157,6 @@ static void
 pool_kill_worker(struct pool_worker *w, int reason)
 {
     w->killing = reason;
-    w->killed++;
     event_del(w->deadline_ev);
     kill(-w->pid, SIGKILL);
     kill(w->pid, SIGKILL); /* in case it left its group */
@@ -290,7 +289,6 @@ pool_exit_cb(evutil_socket_t fd, short what, void *arg)
             p->ops->lost(p->arg, cookie, st == SLOT_RUNNING || st == SLOT_DONE, reason, why);
         }
     } else if (w->retiring) {
-        w->recycled++;
         died_young = 0;
         log_debug("worker %d (slot %u) retired after %llu jobs", (int)pid, w->idx,
                   (unsigned long long)(w->jobs_done - w->jobs_at_spawn));
@@ -510,8 +508,6 @@ pool_info(const struct pool *p, size_t i, struct pool_worker_info *out)
     out->job = w->job_id;
     out->jobs_done = w->jobs_done;
     out->restarts = w->restarts;
-    out->recycled = w->recycled;
-    out->killed = w->killed;
 }
 
 /* Wait up to ms for the workers' pidfds to become readable (exited). */

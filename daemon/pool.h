@@ -108,8 +108,6 @@ struct pool_worker_info {
     const char *state; /* "idle", "busy", "starting" or "retiring" */
     uint64_t job;      /* job id in the slot, 0 when none */
     uint64_t jobs_done, restarts;
-    uint64_t recycled; /* restarts that were retirements after max_jobs_per_worker */
-    uint64_t killed;   /* kills for timeouts and cancels */
 };
 
 /* Number of worker slots. */

@@ -27,18 +27,11 @@
 #include "forq.h"
 #include "frame.h"
 #include "msg.h"
+#include "test_tsrv.h"
 
 /* ------------------------------------------------------------------ the test server */
 
 /* cmocka's asserts may only fail on the test's own thread; the server aborts. */
-#define TSRV_CHECK(x)                                                                              \
-    do {                                                                                           \
-        if (!(x)) {                                                                                \
-            fprintf(stderr, "test server: check failed: %s\n", #x);                                \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
 struct tsrv;
 /* Handle one request; return 1 to close the connection at once. */
 typedef int (*tsrv_handler)(struct tsrv *s, int fd, const struct msg_request *req);
@@ -67,40 +60,6 @@ now_ms(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-tsrv_send(int fd, msgpack_sbuffer *sb)
-{
-    size_t off = 0;
-    ssize_t n;
-
-    while (off < sb->size) {
-        if ((n = send(fd, sb->data + off, sb->size - off, MSG_NOSIGNAL)) <= 0)
-            break;
-        off += (size_t)n;
-    }
-    msgpack_sbuffer_destroy(sb);
-}
-
-static void
-tsrv_reply(int fd, int op, const struct msg_response *resp)
-{
-    msgpack_sbuffer sb;
-
-    msgpack_sbuffer_init(&sb);
-    TSRV_CHECK(msg_encode_response(&sb, op, resp) == 0);
-    tsrv_send(fd, &sb);
-}
-
-static void
-tsrv_error(int fd, uint64_t rid, int code, const char *text)
-{
-    msgpack_sbuffer sb;
-
-    msgpack_sbuffer_init(&sb);
-    TSRV_CHECK(msg_encode_error(&sb, rid, code, text) == 0);
-    tsrv_send(fd, &sb);
 }
 
 /* Answer a WAIT for id: succeeded with result "r<id>". */

@@ -25,6 +25,7 @@
 #include "forq.h"
 #include "frame.h"
 #include "msg.h"
+#include "test_tsrv.h"
 
 /* ------------------------------------------------------------------ without a server */
 
@@ -62,14 +63,6 @@ test_queue_calls_without_client(void **state)
 
 /* ------------------------------------------------------------------ the test server */
 
-#define TSRV_CHECK(x)                                                                              \
-    do {                                                                                           \
-        if (!(x)) {                                                                                \
-            fprintf(stderr, "test server: check failed: %s\n", #x);                                \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
 /* What the last requests carried; under mu (the server writes, the test reads). */
 struct tsrv_seen {
     char action[32];
@@ -91,40 +84,6 @@ struct tsrv {
     uint32_t limit;
     char order[8];
 };
-
-static void
-tsrv_send(int fd, msgpack_sbuffer *sb)
-{
-    size_t off = 0;
-    ssize_t n;
-
-    while (off < sb->size) {
-        if ((n = send(fd, sb->data + off, sb->size - off, MSG_NOSIGNAL)) <= 0)
-            break;
-        off += (size_t)n;
-    }
-    msgpack_sbuffer_destroy(sb);
-}
-
-static void
-tsrv_reply(int fd, int op, const struct msg_response *resp)
-{
-    msgpack_sbuffer sb;
-
-    msgpack_sbuffer_init(&sb);
-    TSRV_CHECK(msg_encode_response(&sb, op, resp) == 0);
-    tsrv_send(fd, &sb);
-}
-
-static void
-tsrv_error(int fd, uint64_t rid, int code, const char *text)
-{
-    msgpack_sbuffer sb;
-
-    msgpack_sbuffer_init(&sb);
-    TSRV_CHECK(msg_encode_error(&sb, rid, code, text) == 0);
-    tsrv_send(fd, &sb);
-}
 
 static void
 tsrv_queue(struct tsrv *s, int fd, const struct msg_request *req)
