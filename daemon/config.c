@@ -13,6 +13,7 @@
 #include <getopt.h>
 #include <ini.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -46,6 +47,7 @@ enum config_kind {
     CONFIG_DATA,       /* directory */
     CONFIG_DURABILITY, /* full | normal | off */
     CONFIG_LOG_LEVEL,  /* err | warn | info | debug */
+    CONFIG_METRICS,    /* tcp:// address, or "" / "off" for none */
 };
 
 /* The keys of [forqd], in config_keys order; a key's getopt code is OPT_KEY + id. */
@@ -70,6 +72,8 @@ enum config_key_id {
     KEY_MAX_JOBS_PER_WORKER,
     KEY_MEMORY_LIMIT,
     KEY_PLUGIN,
+    KEY_DRAIN_TIMEOUT_MS,
+    KEY_METRICS_LISTEN,
     KEY__COUNT
 };
 
@@ -117,6 +121,9 @@ static const struct config_key config_keys[KEY__COUNT] = {
     /* 0, or at least CONFIG_MEMORY_MIN: below that a worker cannot even start. */
     [KEY_MEMORY_LIMIT] = {"memory_limit", CONFIG_SIZE, 0, 1024 * GIB, CONFIG_FIELD(memory_limit)},
     [KEY_PLUGIN] = {"plugin", CONFIG_PLUGIN},
+    [KEY_DRAIN_TIMEOUT_MS] = {"drain_timeout_ms", CONFIG_COUNT, 0, 86400000,
+                              CONFIG_FIELD(drain_timeout_ms)},
+    [KEY_METRICS_LISTEN] = {"metrics_listen", CONFIG_METRICS},
 };
 
 /* Number fields are unsigned or 64 bits wide (size_t is, where forqd runs). */
@@ -176,6 +183,7 @@ config_init(struct config *cfg)
     cfg->result_cache = 100000;
     cfg->retry_backoff_ms = 1000;
     cfg->retry_backoff_max_ms = 300000;
+    cfg->drain_timeout_ms = 30000;
 }
 
 static void
@@ -229,6 +237,8 @@ config_fini(struct config *cfg)
     cfg->nqueues = 0;
     free(cfg->data_dir);
     cfg->data_dir = NULL;
+    free(cfg->metrics_listen);
+    cfg->metrics_listen = NULL;
     free(cfg->config_file);
     cfg->config_file = NULL;
 }
@@ -334,6 +344,27 @@ config_add_listen(struct config *cfg, const char *what, const char *arg, char *e
     return 0;
 }
 
+/* metrics_listen: a TCP address, or "" / "off" for no metrics listener. */
+static int
+config_set_metrics(struct config *cfg, const char *what, const char *arg, char *err,
+                   size_t errlen)
+{
+    struct addr a;
+    const char *why;
+
+    free(cfg->metrics_listen);
+    cfg->metrics_listen = NULL;
+    if (arg[0] == '\0' || strcmp(arg, "off") == 0)
+        return 0;
+    if (addr_parse(arg, ADDR_PORT_ZERO, &a, &why) != 0 ||
+        (a.kind != ADDR_TCP && (why = "the metrics listener speaks HTTP over TCP only"))) {
+        snprintf(err, errlen, "%s: expected tcp://HOST:PORT or off, got '%s' (%s)", what, arg,
+                 why);
+        return FORQ_ERR_INVALID;
+    }
+    return (cfg->metrics_listen = strdup(arg)) == NULL ? FORQ_ERR_NOMEM : 0;
+}
+
 static int
 config_add_plugin(struct config *cfg, const char *what, const char *arg, char *err, size_t errlen)
 {
@@ -436,6 +467,8 @@ config_set_key(struct config *cfg, enum config_key_id id, const char *what, cons
         }
         cfg->log_level = v;
         return 0;
+    case CONFIG_METRICS:
+        return config_set_metrics(cfg, what, arg, err, errlen);
     default:
         return config_set_number(cfg, id, what, arg, err, errlen);
     }
@@ -1145,6 +1178,59 @@ config_apply_args(struct config *cfg, const struct config_opts *o, int argc, cha
     return e;
 }
 
+/*
+ * The first directory of a systemd directory list ($STATE_DIRECTORY is
+ * "/var/lib/forq", or several paths joined by ':'), into buf; NULL when the
+ * variable is unset, empty or not an absolute path.
+ */
+static const char *
+config_env_dir(const char *var, char *buf, size_t len)
+{
+    const char *v = getenv(var);
+    size_t n;
+
+    if (v == NULL || v[0] != '/')
+        return NULL;
+    n = strcspn(v, ":");
+    if (n >= len)
+        return NULL;
+    memcpy(buf, v, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+/*
+ * Defaults that depend on where forqd runs. By hand: ./forq-data and
+ * CONFIG_DEFAULT_LISTEN. Under systemd (StateDirectory=, RuntimeDirectory=):
+ * $STATE_DIRECTORY, and a unix socket at $RUNTIME_DIRECTORY/forq.sock next
+ * to the TCP default. 0 or FORQ_ERR_NOMEM.
+ */
+static int
+config_defaults(struct config *cfg)
+{
+    char dir[PATH_MAX], sock[PATH_MAX + 32];
+    const char *d;
+
+    if (cfg->data_dir == NULL) {
+        d = config_env_dir("STATE_DIRECTORY", dir, sizeof(dir));
+        if ((cfg->data_dir = strdup(d != NULL ? d : CONFIG_DEFAULT_DATA)) == NULL)
+            return FORQ_ERR_NOMEM;
+    }
+    if (cfg->nlisten > 0)
+        return 0;
+    if ((cfg->listen[0] = strdup(CONFIG_DEFAULT_LISTEN)) == NULL)
+        return FORQ_ERR_NOMEM;
+    cfg->nlisten = 1;
+    d = config_env_dir("RUNTIME_DIRECTORY", dir, sizeof(dir));
+    if (d != NULL && strlen(d) + sizeof("/forq.sock") <= sizeof(((struct addr *)0)->path)) {
+        snprintf(sock, sizeof(sock), "unix://%s/forq.sock", d);
+        if ((cfg->listen[1] = strdup(sock)) == NULL)
+            return FORQ_ERR_NOMEM;
+        cfg->nlisten = 2;
+    }
+    return 0;
+}
+
 /* Checks that involve several settings. */
 static int
 config_check(struct config *cfg, char *err, size_t errlen)
@@ -1193,11 +1279,7 @@ config_check(struct config *cfg, char *err, size_t errlen)
             snprintf(err, errlen, "queue '%s': not a valid queue name", cfg->queues[i].name);
             return FORQ_ERR_INVALID;
         }
-    if (cfg->data_dir == NULL && (cfg->data_dir = strdup(CONFIG_DEFAULT_DATA)) == NULL)
-        return FORQ_ERR_NOMEM;
-    if (cfg->nlisten == 0 && (cfg->listen[0] = strdup(CONFIG_DEFAULT_LISTEN)) != NULL)
-        cfg->nlisten = 1;
-    return cfg->nlisten ? 0 : FORQ_ERR_NOMEM;
+    return config_defaults(cfg);
 }
 
 int
@@ -1221,6 +1303,33 @@ config_parse_args(struct config *cfg, int argc, char **argv, char *err, size_t e
     if (e != 0 || (e = config_apply_args(cfg, &o, argc, argv, err, errlen)) != 0)
         return e;
     return config_check(cfg, err, errlen);
+}
+
+/* ------------------------------------------------------------------ comparing */
+
+static int
+config_task_equal(const struct config_task *a, const struct config_task *b)
+{
+    if (strcmp(a->name, b->name) != 0 || a->argc != b->argc || a->max_output != b->max_output)
+        return 0;
+    for (size_t i = 0; i < a->argc; i++)
+        if (strcmp(a->argv[i], b->argv[i]) != 0)
+            return 0;
+    return 1;
+}
+
+int
+config_tasks_equal(const struct config *a, const struct config *b)
+{
+    if (a->nplugins != b->nplugins || a->ntasks != b->ntasks)
+        return 0;
+    for (size_t i = 0; i < a->nplugins; i++)
+        if (strcmp(a->plugins[i], b->plugins[i]) != 0)
+            return 0;
+    for (size_t i = 0; i < a->ntasks; i++)
+        if (!config_task_equal(&a->tasks[i], &b->tasks[i]))
+            return 0;
+    return 1;
 }
 
 /* ------------------------------------------------------------------ output */
@@ -1316,6 +1425,9 @@ config_print_key(const struct config *cfg, enum config_key_id id, FILE *out)
     case CONFIG_LOG_LEVEL:
         fprintf(out, "%s = %s\n", k->key, config_log_level_name(cfg->log_level));
         break;
+    case CONFIG_METRICS:
+        fprintf(out, "%s = %s\n", k->key, cfg->metrics_listen ? cfg->metrics_listen : "off");
+        break;
     case CONFIG_SIZE:
         config_print_size(out, k->key, config_field_get(cfg, k));
         break;
@@ -1369,7 +1481,9 @@ config_usage(FILE *out)
             "  --listen ADDR          listen on tcp://HOST:PORT or unix:///path; repeatable;\n"
             "                         replaces the file's list\n"
             "                         (default " CONFIG_DEFAULT_LISTEN
-            "; port 0 picks a free port)\n"
+            "; port 0 picks a free port;\n"
+            "                         under systemd also unix://$RUNTIME_DIRECTORY/forq.sock;\n"
+            "                         sockets passed by systemd replace the list)\n"
             "  --workers N            worker processes (default: number of CPUs)\n"
             "  --max-frame SIZE       largest frame body; must exceed --max-payload and\n"
             "                         --max-result by 1K (default 1088K)\n"
@@ -1381,7 +1495,8 @@ config_usage(FILE *out)
             "                         stops reading from it (default 4096)\n"
             "  --max-connections N    client connections at once (default 16384)\n"
             "  --result-ttl SECONDS   how long finished jobs stay retrievable (default 86400)\n"
-            "  --data DIR             where the job store lives (default " CONFIG_DEFAULT_DATA ")\n"
+            "  --data DIR             where the job store lives (default " CONFIG_DEFAULT_DATA ",\n"
+            "                         under systemd $STATE_DIRECTORY)\n"
             "  --durability MODE      full: a SUBMIT is acked once committed and fsynced\n"
             "                         (default); normal: once committed, which survives a\n"
             "                         killed forqd but not a power cut; off: memory only\n"
@@ -1401,6 +1516,11 @@ config_usage(FILE *out)
             "                         (default 0: none)\n"
             "  --plugin PATH          load the task plugin at absolute PATH; repeatable, at\n"
             "                         most %d; replaces the file's list\n"
+            "  --drain-timeout-ms MS  on SIGTERM, how long running jobs may take to finish\n"
+            "                         before they are stopped and requeued (default 30000;\n"
+            "                         0: at once)\n"
+            "  --metrics-listen ADDR  serve Prometheus metrics at http://ADDR/metrics;\n"
+            "                         tcp://HOST:PORT or off (default off)\n"
             "  --task NAME=COMMAND    declare exec task NAME: COMMAND is split into words\n"
             "                         ('...', \"...\" and \\ quote; no shell); repeatable;\n"
             "                         replaces a [task.NAME] of the file\n"

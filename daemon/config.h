@@ -61,6 +61,10 @@ struct config {
     uint64_t max_jobs_per_worker;    /* recycle a worker after N jobs; 0: never */
     uint64_t memory_limit;           /* RLIMIT_AS of each worker, bytes; 0: none */
 
+    /* Running as a service (issue 6). */
+    uint64_t drain_timeout_ms;       /* SIGTERM: how long running jobs may finish (30000) */
+    char *metrics_listen;            /* owned tcp:// address of the metrics listener; NULL: off */
+
     /* Tasks beyond the built-ins. */
     char *plugins[CONFIG_PLUGIN_MAX]; /* owned paths of task plugins (.so) */
     size_t nplugins;
@@ -98,6 +102,13 @@ int config_load_file(struct config *cfg, const char *path, char *err, size_t err
 
 /* Write the effective configuration as an INI file that forqd reads back (--check-config). */
 void config_print(const struct config *cfg, FILE *out);
+
+/*
+ * 1 when a and b declare the same tasks: the same plugins in the same order
+ * and the same exec tasks (name, argv, max_output). A reload replaces the
+ * workers only when they differ.
+ */
+int config_tasks_equal(const struct config *a, const struct config *b);
 
 /* Print the flags and their defaults. */
 void config_usage(FILE *out);

@@ -42,7 +42,7 @@ conn_out_low(const struct conn *c)
     return conn_out_high(c) / 4;
 }
 
-static size_t
+size_t
 conn_out_len(const struct conn *c)
 {
     return evbuffer_get_length(bufferevent_get_output(c->bev));

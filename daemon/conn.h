@@ -77,6 +77,8 @@ void conn_request_done(struct conn *c);
 
 /* 1 when the output is at its high-water mark: hold back what can wait (WATCH events). */
 int conn_out_full(const struct conn *c);
+/* Bytes of replies not yet written to the socket. */
+size_t conn_out_len(const struct conn *c);
 
 /* Answer one request with {rid, err: {code, msg}} (msg NULL: the code's text). */
 void conn_reply_err(struct conn *c, uint64_t rid, int code, const char *msg);

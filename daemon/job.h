@@ -33,6 +33,7 @@ struct job {
 
     uint64_t delay_ms, timeout_ms; /* timeout_ms: its worker is killed past it; 0 = none */
     uint64_t run_at_us;            /* scheduled: when it becomes runnable (unix µs) */
+    uint64_t ready_us;             /* when it last entered its queue (for the wait metric) */
     uint32_t max_retries;
     uint32_t attempts;             /* times it was handed to a worker */
     struct job *unique_next;       /* next unfinished job whose key has the same hash */

@@ -15,6 +15,7 @@
 #include "idmap.h"
 #include "job.h"
 #include "log.h"
+#include "metrics.h"
 #include "pool.h"
 #include "queue.h"
 #include "jobs.h"
@@ -45,9 +46,14 @@ struct jobs {
     uint64_t store_failures;    /* records that could not even be allocated */
     uint64_t transition_failures; /* records the store refused (for the log) */
     uint64_t finish_failed;     /* jobs whose FINISH waits to be written again */
+    uint64_t finishing;         /* FINISH records the store has not answered yet */
 
     uint64_t running;
     uint64_t submitted, succeeded, failed, cancelled, retried;
+
+    int draining;              /* jobs_drain: start nothing new, refuse SUBMIT */
+    void (*drained)(void *arg); /* called once nothing runs any more while draining */
+    void *drained_arg;
     uint64_t rng;            /* xorshift state for the backoff jitter */
 };
 
@@ -286,6 +292,7 @@ jobs_finish(struct jobs *s, struct job *job, int state)
         s->cancelled++;
     }
     job->unsynced = (uint8_t)jobs_record(s, STORE_FINISH, job, NULL);
+    s->finishing += job->unsynced;
     if (!job->unsynced)
         jobs_wake_waiters(job, 0);
     /* Only the id map points at it now (the pool and the queue let go of it). */
@@ -351,6 +358,14 @@ jobs_retryable(int code)
            code != FORQ_ERR_UNKNOWN_TASK;
 }
 
+/* Into its queue's ready heap; the wait metric counts from now. 0 or FORQ_ERR_NOMEM. */
+static int
+jobs_push(struct jobs *s, struct job *job)
+{
+    job->ready_us = job_now_us();
+    return queue_push(&s->queues, job);
+}
+
 /*
  * Put a job in the schedule for run_at_us. On ENOMEM it is queued now
  * instead, or, failing that too, fails. Returns 1 when it is scheduled or
@@ -366,7 +381,7 @@ jobs_schedule(struct jobs *s, struct job *job)
     job->run_at_us = 0;
     job->queue->scheduled--;
     job->state = FORQ_STATE_QUEUED;
-    if (queue_push(&s->queues, job) == 0)
+    if (jobs_push(s, job) == 0)
         return 1;
     jobs_fail(s, job, FORQ_ERR_NOMEM, "out of memory scheduling the job");
     return 0;
@@ -381,7 +396,7 @@ jobs_enqueue(struct jobs *s, struct job *job)
         return;
     }
     job->state = FORQ_STATE_QUEUED;
-    if (queue_push(&s->queues, job) != 0)
+    if (jobs_push(s, job) != 0)
         jobs_fail(s, job, FORQ_ERR_NOMEM, "out of memory queueing the job"); /* job may move */
 }
 
@@ -394,7 +409,7 @@ jobs_delay_fire(void *arg, struct job *job)
     job->queue->scheduled--;
     job->run_at_us = 0;
     job->state = FORQ_STATE_QUEUED;
-    if (queue_push(&s->queues, job) != 0)
+    if (jobs_push(s, job) != 0)
         jobs_fail(s, job, FORQ_ERR_NOMEM, "out of memory queueing the job");
     jobs_pump(s);
 }
@@ -445,6 +460,40 @@ jobs_done_cb(void *arg, void *cookie, int status, const uint8_t *result, size_t 
     (void)jobs_finish(s, job, FORQ_STATE_SUCCEEDED);
 }
 
+/*
+ * A running job that did not get to run (its worker died before picking it
+ * up, or forqd is stopping): queued again where it was (its seq keeps its
+ * place), and the attempt does not count.
+ */
+static void
+jobs_put_back(struct jobs *s, struct job *job)
+{
+    queue_stopped(&s->queues, job->queue);
+    s->running--;
+    job->attempts--;
+    job->started_us = 0;
+    job->worker_pid = 0;
+    job->state = FORQ_STATE_QUEUED;
+    (void)jobs_record(s, STORE_REQUEUE, job, NULL);
+    if (jobs_push(s, job) != 0)
+        jobs_fail(s, job, FORQ_ERR_NOMEM, "out of memory requeueing the job");
+}
+
+/*
+ * While draining: the last running job has ended and its outcome is stored,
+ * so its waiters have their answers.
+ */
+static void
+jobs_drain_check(struct jobs *s)
+{
+    void (*done)(void *arg) = s->drained;
+
+    if (!s->draining || s->running > 0 || s->finishing > 0 || done == NULL)
+        return;
+    s->drained = NULL;
+    done(s->drained_arg);
+}
+
 static void
 jobs_lost_cb(void *arg, void *cookie, int started, int reason, const char *why)
 {
@@ -467,16 +516,7 @@ jobs_lost_cb(void *arg, void *cookie, int started, int reason, const char *why)
         return;
     }
     if (!started) {
-        /* It never ran: put it back where it was (its seq keeps its place). */
-        queue_stopped(&s->queues, job->queue);
-        s->running--;
-        job->attempts--;
-        job->started_us = 0;
-        job->worker_pid = 0;
-        job->state = FORQ_STATE_QUEUED;
-        (void)jobs_record(s, STORE_REQUEUE, job, NULL);
-        if (queue_push(&s->queues, job) != 0)
-            jobs_fail(s, job, FORQ_ERR_NOMEM, "out of memory requeueing the job");
+        jobs_put_back(s, job);
         jobs_pump(s); /* another idle worker may take it */
         return;
     }
@@ -490,11 +530,48 @@ jobs_idle_cb(void *arg)
     jobs_pump(arg);
 }
 
+/* The pool's callbacks: an outcome, then (while draining) perhaps the end of the drain. */
+/* An attempt ended: how long it ran. */
+static void
+jobs_observe_run(const struct jobs *s, const struct job *job)
+{
+    uint64_t now = job_now_us();
+
+    if (s->cfg.metrics != NULL && job->started_us != 0 && now >= job->started_us)
+        metrics_hist_observe(&s->cfg.metrics->job_run, now - job->started_us);
+}
+
+static void
+jobs_pool_done(void *arg, void *cookie, int status, const uint8_t *result, size_t len,
+               const char *errmsg)
+{
+    jobs_observe_run(arg, cookie);
+    jobs_done_cb(arg, cookie, status, result, len, errmsg);
+    jobs_drain_check(arg);
+}
+
+static void
+jobs_pool_lost(void *arg, void *cookie, int started, int reason, const char *why)
+{
+    if (started)
+        jobs_observe_run(arg, cookie);
+    jobs_lost_cb(arg, cookie, started, reason, why);
+    jobs_drain_check(arg);
+}
+
 static const struct pool_ops jobs_pool_ops = {
-    .done = jobs_done_cb,
-    .lost = jobs_lost_cb,
+    .done = jobs_pool_done,
+    .lost = jobs_pool_lost,
     .idle = jobs_idle_cb,
 };
+
+/* A job starts: how long it waited in its queue's ready heap (jobs_push). */
+static void
+jobs_observe_wait(const struct jobs *s, const struct job *job)
+{
+    if (s->cfg.metrics != NULL && job->started_us >= job->ready_us)
+        metrics_hist_observe(&s->cfg.metrics->job_wait, job->started_us - job->ready_us);
+}
 
 /* Hand queued jobs to idle workers, in (priority, arrival) order. */
 static void
@@ -504,7 +581,17 @@ jobs_pump(struct jobs *s)
     pid_t pid;
     int e;
 
+    if (s->draining)
+        return; /* queued jobs stay queued: the store has them for the next start */
     while (pool_idle(s->pool) > 0 && (job = queue_pop(&s->queues)) != NULL) {
+        if (task_removed(&s->tasks, job->task)) {
+            char msg[FORQ_NAME_MAX + 64];
+
+            snprintf(msg, sizeof(msg), "task '%s' was removed by a reload",
+                     task_name(&s->tasks, job->task));
+            jobs_fail(s, job, FORQ_ERR_UNKNOWN_TASK, msg);
+            continue;
+        }
         e = pool_run(s->pool, job->id, job->task, job->payload, job->payload_len,
                      job->timeout_ms, job, &pid);
         if (e != 0) {
@@ -516,6 +603,7 @@ jobs_pump(struct jobs *s)
         job->state = FORQ_STATE_RUNNING;
         job->attempts++;
         job->started_us = job_now_us();
+        jobs_observe_wait(s, job);
         job->worker_pid = pid;
         queue_started(&s->queues, job->queue);
         s->running++;
@@ -588,17 +676,19 @@ jobs_settle(struct jobs *s, struct store_rec *rec)
 {
     struct job *job = idmap_get(&s->jobs, rec->job.id);
 
+    s->finishing--;
     if (job == NULL || !job->unsynced)
         return;
     if (rec->status != 0) {
         job->finish_failed = 1;
         s->finish_failed++;
         jobs_wake_waiters(job, FORQ_ERR_STORAGE);
-        return;
+    } else {
+        job->unsynced = 0;
+        jobs_wake_waiters(job, 0);
+        jobs_evict(s);
     }
-    job->unsynced = 0;
-    jobs_wake_waiters(job, 0);
-    jobs_evict(s);
+    jobs_drain_check(s); /* the waiters of the last job to end have their answer now */
 }
 
 /* Write again the FINISH records the store refused (from the purge timer). */
@@ -611,6 +701,7 @@ jobs_retry_finishes(struct jobs *s)
         if (s->finish_failed == 0)
             break;
         if (job->finish_failed && jobs_record(s, STORE_FINISH, job, NULL)) {
+            s->finishing++;
             job->finish_failed = 0;
             s->finish_failed--;
         }
@@ -742,7 +833,8 @@ jobs_recover_cb(void *arg, const struct store_job *sj)
 static int
 jobs_open_store(struct jobs *s, char *why, size_t whylen)
 {
-    struct store_config sc = {s->cfg.data_dir, s->cfg.durability, s->cfg.max_db_bytes, NULL};
+    struct store_config sc = {s->cfg.data_dir, s->cfg.durability, s->cfg.max_db_bytes, NULL,
+                              s->cfg.metrics};
     uint64_t next_id;
     int e;
 
@@ -821,6 +913,28 @@ jobs_configure_queues(struct jobs *s, const struct config *conf, char *why, size
     return 0;
 }
 
+void
+jobs_config_from(const struct config *cfg, struct jobs_config *out)
+{
+    *out = (struct jobs_config){
+        .workers = cfg->workers,
+        .max_payload = cfg->max_payload,
+        .max_result = cfg->max_result,
+        .max_queued = cfg->max_queued,
+        .max_queues = cfg->max_queues,
+        .result_ttl_ms = cfg->result_ttl_ms,
+        .durability = cfg->durability,
+        .data_dir = cfg->data_dir,
+        .max_db_bytes = cfg->max_db_bytes,
+        .result_cache = cfg->result_cache,
+        .retry_backoff_ms = cfg->retry_backoff_ms,
+        .retry_backoff_max_ms = cfg->retry_backoff_max_ms,
+        .max_jobs_per_worker = cfg->max_jobs_per_worker,
+        .memory_limit = cfg->memory_limit,
+        .conf = cfg,
+    };
+}
+
 int
 jobs_new(struct event_base *base, const struct jobs_config *cfg, struct jobs **out, char *why,
          size_t whylen)
@@ -873,6 +987,7 @@ jobs_new(struct event_base *base, const struct jobs_config *cfg, struct jobs **o
     /* Recover before the fork, so the workers start with the queues known. */
     if (cfg->durability != STORE_OFF && (e = jobs_open_store(s, why, whylen)) != 0)
         goto fail;
+    s->cfg.data_dir = NULL; /* borrowed for the start only: a reload frees the config */
     if ((e = pool_new(base, &pc, &s->tasks, &jobs_pool_ops, s, &s->pool)) != 0) {
         snprintf(why, whylen, "cannot start %u workers: %s (%s)", cfg->workers,
                  forq_strerror(e), strerror(errno));
@@ -905,7 +1020,19 @@ jobs_free(struct jobs *s)
 
     if (s == NULL)
         return;
-    pool_free(s->pool); /* first: no more callbacks */
+    /*
+     * Jobs still running (a drain that timed out, or none was allowed) go
+     * back to the queue uncharged, so the store starts them again next time.
+     * Their workers are killed next, before any outcome can come back.
+     */
+    while (s->running > 0 && (job = idmap_next(&s->jobs, &pos, NULL)) != NULL)
+        if (job->state == FORQ_STATE_RUNNING) {
+            log_info("job %llu was still running; queued again for the next start",
+                     (unsigned long long)job->id);
+            jobs_put_back(s, job);
+        }
+    pos = 0;
+    pool_free(s->pool); /* no more callbacks */
     store_close(s->store); /* writes out what is queued; jobs still own what it reads */
     while ((job = idmap_next(&s->jobs, &pos, NULL)) != NULL) {
         struct jobs_waiter *w;
@@ -966,6 +1093,10 @@ jobs_submit(struct jobs *s, const struct msg_submit *req, const struct jobs_orig
     struct job *job, *dup;
     int task, e;
 
+    if (s->draining) {
+        snprintf(why, whylen, "forqd is shutting down; submit again once it is back");
+        return FORQ_ERR_SHUTDOWN;
+    }
     if ((task = task_find(&s->tasks, req->task.ptr, req->task.len)) < 0) {
         snprintf(why, whylen, "no task named '%.*s'", (int)req->task.len, req->task.ptr);
         return FORQ_ERR_UNKNOWN_TASK;
@@ -1300,6 +1431,63 @@ jobs_snapshot(const struct jobs *s, const struct job *job, int with_result, stru
         e->code = job->err_code;
         e->msg = msg_str_c(job->err_msg);
     }
+}
+
+/* ------------------------------------------------------------------ service */
+
+void
+jobs_drain(struct jobs *s, void (*done)(void *arg), void *arg)
+{
+    s->draining = 1;
+    s->drained = done;
+    s->drained_arg = arg;
+    log_info("draining: %llu job%s running, %llu queued (they stay queued)",
+             (unsigned long long)s->running, s->running == 1 ? "" : "s",
+             (unsigned long long)s->queues.queued);
+    jobs_drain_check(s);
+}
+
+void
+jobs_counts(const struct jobs *s, uint64_t *queued, uint64_t *running, uint64_t *scheduled)
+{
+    *queued = s->queues.queued;
+    *running = s->running;
+    *scheduled = delay_len(&s->delayed);
+}
+
+int
+jobs_reconfigure(struct jobs *s, const struct jobs_config *cfg, char *why, size_t whylen)
+{
+    int tasks_changed = cfg->conf != NULL && s->cfg.conf != NULL &&
+                        !config_tasks_equal(cfg->conf, s->cfg.conf);
+    int e;
+
+    /*
+     * Rebuilt even when unchanged: the table borrows names and argv from the
+     * config, and the caller frees the old one. Indexes stay put either way.
+     */
+    if (cfg->conf != NULL && (e = task_table_rebuild(&s->tasks, cfg->conf, why, whylen)) != 0)
+        return e;
+    /* Nothing below can fail in a way that leaves half a reload behind. */
+    s->cfg.max_queued = cfg->max_queued;
+    s->cfg.max_queues = s->queues.max_queues = cfg->max_queues;
+    s->cfg.result_ttl_ms = cfg->result_ttl_ms;
+    s->cfg.result_cache = cfg->result_cache;
+    s->cfg.retry_backoff_ms = cfg->retry_backoff_ms ? cfg->retry_backoff_ms : JOBS_BACKOFF_MS;
+    s->cfg.retry_backoff_max_ms =
+        cfg->retry_backoff_max_ms ? cfg->retry_backoff_max_ms : JOBS_BACKOFF_MAX_MS;
+    s->cfg.max_jobs_per_worker = cfg->max_jobs_per_worker;
+    s->cfg.memory_limit = cfg->memory_limit;
+    s->cfg.conf = cfg->conf;
+    pool_set_limits(s->pool, cfg->max_jobs_per_worker, cfg->memory_limit);
+    if (tasks_changed) {
+        log_info("task definitions changed: %zu tasks; replacing the workers", s->tasks.ntasks);
+        pool_retire_all(s->pool);
+    }
+    if (cfg->conf != NULL && (e = jobs_configure_queues(s, cfg->conf, why, whylen)) != 0)
+        log_warn("reload: %s", why); /* e.g. too many queues: the others are set */
+    jobs_pump(s); /* a resumed queue or a raised limit may start jobs now */
+    return 0;
 }
 
 int

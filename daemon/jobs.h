@@ -38,6 +38,7 @@ struct event_base;
 struct job;
 struct jobs;
 struct jobs_waiter;
+struct metrics;
 
 /* Where a deferred answer goes: the connection (by id, it may be gone), the request. */
 struct jobs_origin {
@@ -71,7 +72,7 @@ struct jobs_config {
     uint64_t result_ttl_ms; /* how long finished jobs stay retrievable */
     size_t purge_batch;     /* expired jobs freed per loop turn; 0 = default (10000) */
     int durability;         /* enum store_durability; STORE_OFF: no store */
-    const char *data_dir;   /* the store's directory */
+    const char *data_dir;   /* the store's directory; read by jobs_new only */
     uint64_t max_db_bytes;  /* 0: no limit */
     size_t result_cache;    /* with a store: finished jobs kept in memory */
     uint64_t retry_backoff_ms;     /* first retry's delay; doubles per attempt; 0: 1000 */
@@ -84,7 +85,11 @@ struct jobs_config {
      */
     const struct config *conf;
     struct jobs_hooks hooks;
+    struct metrics *metrics; /* job wait and run times go here; NULL: nowhere */
 };
+
+/* The jobs settings of a config (conf = cfg); hooks and metrics are left empty. */
+void jobs_config_from(const struct config *cfg, struct jobs_config *out);
 
 /*
  * Called once when a waited-for job is settled (code 0), its outcome could not
@@ -116,7 +121,9 @@ int jobs_new(struct event_base *base, const struct jobs_config *cfg, struct jobs
 
 /*
  * Stop the workers, write out what the store still has queued, and free every
- * job and waiter (callbacks are not called).
+ * job and waiter (callbacks are not called). Jobs still running are put back
+ * in their queue first, their attempt not counted, so the next start runs
+ * them again (at-least-once).
  */
 void jobs_free(struct jobs *s);
 
@@ -213,5 +220,29 @@ void jobs_snapshot(const struct jobs *s, const struct job *job, int with_result,
  */
 int jobs_stats(struct jobs *s, struct msg_stats *st);
 void jobs_stats_free(struct msg_stats *st);
+
+/*
+ * SIGTERM: start no more jobs (queued and scheduled ones stay put, and stay
+ * in the store) and refuse SUBMIT with FORQ_ERR_SHUTDOWN; call done(arg)
+ * once no job is running, at once if none is. Everything else (WAIT,
+ * STATUS, CANCEL...) keeps working. Call once.
+ */
+void jobs_drain(struct jobs *s, void (*done)(void *arg), void *arg);
+
+/* Jobs queued (ready), running and scheduled right now: for status lines. */
+void jobs_counts(const struct jobs *s, uint64_t *queued, uint64_t *running, uint64_t *scheduled);
+
+/*
+ * SIGHUP: apply the settings of cfg that can change while forqd runs:
+ * max_queued, max_queues, result_ttl_ms, result_cache, the retry backoff,
+ * max_jobs_per_worker and memory_limit (for workers started from now on),
+ * the queue sections of cfg->conf, and its tasks: the table is rebuilt from
+ * cfg->conf (task_table_rebuild), and when the tasks differ from the running
+ * ones every worker is replaced between jobs. The rest of cfg is ignored (it needs a restart).
+ * cfg->conf must outlive the jobs, as for jobs_new; the previous one may be
+ * freed after this returns 0. Returns 0, or FORQ_ERR_* with why when the new
+ * tasks cannot be loaded, and then nothing has changed.
+ */
+int jobs_reconfigure(struct jobs *s, const struct jobs_config *cfg, char *why, size_t whylen);
 
 #endif /* FORQ_JOBS_H */

@@ -5,6 +5,7 @@
  * start-up or the loop failed, 2 for a bad command line or config file.
  */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "config.h"
 #include "log.h"
@@ -34,35 +35,40 @@ int
 main(int argc, char **argv)
 {
     struct server *srv = NULL;
-    struct config cfg;
+    struct config *cfg = malloc(sizeof(*cfg));
     char err[512];
     int r;
 
-    config_init(&cfg);
-    if (config_parse_args(&cfg, argc, argv, err, sizeof(err)) != 0) {
-        fprintf(stderr, "forqd: %s\n", err);
-        config_fini(&cfg);
-        return 2;
-    }
-    if (cfg.show_help || cfg.show_version || cfg.check_config) {
-        r = 0;
-        if (cfg.show_help)
-            config_usage(stdout);
-        else if (cfg.show_version)
-            printf("forqd %s\n", FORQ_VERSION_STRING);
-        else
-            r = main_check_config(&cfg);
-        config_fini(&cfg);
-        return r;
-    }
-    log_init(cfg.log_level);
-    if (server_new(&cfg, &srv) != 0) {
-        config_fini(&cfg);
+    if (cfg == NULL) {
+        fprintf(stderr, "forqd: out of memory\n");
         return 1;
     }
+    config_init(cfg);
+    if (config_parse_args(cfg, argc, argv, err, sizeof(err)) != 0) {
+        fprintf(stderr, "forqd: %s\n", err);
+        r = 2;
+        goto out;
+    }
+    if (cfg->show_help || cfg->show_version || cfg->check_config) {
+        r = 0;
+        if (cfg->show_help)
+            config_usage(stdout);
+        else if (cfg->show_version)
+            printf("forqd %s\n", FORQ_VERSION_STRING);
+        else
+            r = main_check_config(cfg);
+        goto out;
+    }
+    log_init(cfg->log_level);
+    /* The server owns cfg from here on, and argv for SIGHUP. */
+    if (server_new(cfg, argc, argv, &srv) != 0)
+        return 1;
     r = server_run(srv);
     server_free(srv);
     log_info("stopped");
-    config_fini(&cfg);
     return r == 0 ? 0 : 1;
+out:
+    config_fini(cfg);
+    free(cfg);
+    return r;
 }

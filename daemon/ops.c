@@ -316,14 +316,11 @@ ops_stats(struct conn *c, const struct msg_request *req)
     struct msg_response resp = {0};
     int e;
 
-    if ((e = jobs_stats(c->srv->jobs, &resp.stats)) != 0) {
+    if ((e = server_stats(c->srv, &resp.stats)) != 0) {
         conn_reply_err(c, req->rid, e, NULL);
         return;
     }
     resp.rid = req->rid;
-    resp.stats.server = msg_str_c("forqd " FORQ_VERSION_STRING);
-    resp.stats.uptime_ms = (job_now_us() - c->srv->started_us) / 1000;
-    resp.stats.connections = c->srv->nconns;
     conn_reply(c, MSG_OP_STATS, &resp);
     jobs_stats_free(&resp.stats);
 }

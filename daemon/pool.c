@@ -50,7 +50,8 @@ struct pool_worker {
     uint64_t job_id;
     struct event *deadline_ev; /* the running job's timeout */
     int killing;       /* enum pool_lost_reason: the pool killed it; 0 = no */
-    int retiring;      /* asked to exit after max_jobs_per_worker jobs */
+    int retiring;      /* asked to exit (max_jobs_per_worker, or replaced by a reload) */
+    int retire_next;   /* retire after the job it runs (pool_retire_all) */
     uint64_t jobs_done, restarts;
 };
 
@@ -95,6 +96,16 @@ pool_idle_drop(struct pool *p, struct pool_worker *w)
     }
 }
 
+/* Ask an idle worker to exit; pool_exit_cb forks its successor at once. */
+static void
+pool_retire(struct pool_worker *w)
+{
+    w->retiring = 1;
+    w->retire_next = 0;
+    if (slot_set_state(w->slot, SLOT_EXIT) != 0)
+        kill(w->pid, SIGKILL);
+}
+
 /* Deliver the outcome in a DONE slot and make the worker idle again. */
 static void
 pool_harvest(struct pool_worker *w)
@@ -123,12 +134,9 @@ pool_finish(struct pool_worker *w)
     struct pool *p = w->pool;
 
     pool_harvest(w);
-    if (p->cfg.max_jobs_per_worker > 0 &&
-        w->jobs_done - w->jobs_at_spawn >= p->cfg.max_jobs_per_worker) {
-        /* Retire it between jobs; pool_exit_cb forks its successor at once. */
-        w->retiring = 1;
-        if (slot_set_state(w->slot, SLOT_EXIT) != 0)
-            kill(w->pid, SIGKILL);
+    if (w->retire_next || (p->cfg.max_jobs_per_worker > 0 &&
+                           w->jobs_done - w->jobs_at_spawn >= p->cfg.max_jobs_per_worker)) {
+        pool_retire(w);
         return;
     }
     if (slot_set_state(w->slot, SLOT_IDLE) != 0)
@@ -297,6 +305,7 @@ pool_exit_cb(evutil_socket_t fd, short what, void *arg)
     }
     w->killing = 0;
     w->retiring = 0;
+    w->retire_next = 0;
     /* The dead process may have left the mutex, the condition or a count behind. */
     (void)slot_init(w->slot, p->cfg.payload_cap, p->cfg.result_cap);
     {
@@ -531,6 +540,30 @@ pool_wait_exits(struct pool *p, int ms)
         n = k;
     }
     free(fds);
+}
+
+void
+pool_set_limits(struct pool *p, uint64_t max_jobs_per_worker, uint64_t memory_limit)
+{
+    p->cfg.max_jobs_per_worker = max_jobs_per_worker;
+    p->cfg.memory_limit = memory_limit;
+}
+
+void
+pool_retire_all(struct pool *p)
+{
+    for (unsigned i = 0; i < p->cfg.workers; i++) {
+        struct pool_worker *w = &p->workers[i];
+
+        if (w->pid == 0 || w->retiring)
+            continue; /* its successor will be forked from the new table anyway */
+        if (w->busy) {
+            w->retire_next = 1;
+        } else {
+            pool_idle_drop(p, w);
+            pool_retire(w);
+        }
+    }
 }
 
 void

@@ -65,7 +65,8 @@ struct pool_ops {
 
 /*
  * Map the slots and fork cfg->workers workers. The task table must stay valid
- * and unchanged for the pool's lifetime (workers inherit it at fork).
+ * for the pool's lifetime; workers inherit it at fork, so after changing it
+ * (a reload) call pool_retire_all.
  * Returns 0 with *out, FORQ_ERR_SYSTEM (mmap, fork, pidfd...; see errno) or
  * FORQ_ERR_NOMEM; on failure nothing is left running.
  */
@@ -78,6 +79,19 @@ int pool_new(struct event_base *base, const struct pool_config *cfg,
  * in flight are not reported) and free the pool. NULL is a no-op.
  */
 void pool_free(struct pool *p);
+
+/*
+ * A reload: new limits for the workers forked from now on (a worker's
+ * memory limit is set when it starts; the jobs limit counts from then too).
+ */
+void pool_set_limits(struct pool *p, uint64_t max_jobs_per_worker, uint64_t memory_limit);
+
+/*
+ * Replace every worker with one forked now, from the task table as it is
+ * now: idle workers exit at once, busy ones after their job (its outcome is
+ * delivered as usual). Replacements start as soon as each one exits.
+ */
+void pool_retire_all(struct pool *p);
 
 /* Number of workers that can take a job right now. */
 unsigned pool_idle(const struct pool *p);

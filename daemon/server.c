@@ -27,9 +27,12 @@
 #include "log.h"
 #include "jobs.h"
 #include "ops.h"
+#include "reload.h"
 #include "server.h"
+#include "service.h"
 
-#define SERVER_BACKLOG 1024
+#define SERVER_BACKLOG  1024
+#define SERVER_FLUSH_MS 2000 /* stopping: longest wait for queued replies to go out */
 
 /* ------------------------------------------------------------------ connections */
 
@@ -234,9 +237,62 @@ server_listen_unix(struct server *srv, const char *path, struct server_listener 
     return 0;
 }
 
+/* A socket systemd passed: already bound and listening. */
+static int
+server_listen_passed(struct server *srv, int fd, struct server_listener *l)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char name[sizeof(l->name) - 8];
+
+    /* Backlog 0: do not call listen(2) again; systemd did, with the unit's Backlog=. */
+    l->lev = evconnlistener_new(srv->base, server_accept_cb, srv,
+                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+    if (l->lev == NULL) {
+        log_err("cannot accept on the socket systemd passed (fd %d): %s", fd, strerror(errno));
+        close(fd);
+        return FORQ_ERR_SYSTEM;
+    }
+    evconnlistener_set_error_cb(l->lev, server_accept_error_cb);
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
+        snprintf(l->name, sizeof(l->name), "fd %d", fd);
+    } else if (ss.ss_family == AF_UNIX) {
+        const struct sockaddr_un *sun = (const struct sockaddr_un *)&ss;
+
+        snprintf(l->name, sizeof(l->name), "unix://%.*s", (int)sizeof(sun->sun_path),
+                 sun->sun_path);
+    } else {
+        server_peer_name((struct sockaddr *)&ss, name, sizeof(name));
+        snprintf(l->name, sizeof(l->name), "tcp://%s", name);
+    }
+    return 0;
+}
+
 static int
 server_listen(struct server *srv)
 {
+    int fds[CONFIG_LISTEN_MAX], n;
+    char err[256];
+
+    /* Socket activation: systemd's sockets replace the configured ones. */
+    if ((n = service_listen_fds(fds, CONFIG_LISTEN_MAX, err, sizeof(err))) < 0) {
+        log_err("%s", err);
+        return FORQ_ERR_INVALID;
+    }
+    for (int i = 0; i < n; i++) {
+        struct server_listener *l = &srv->listeners[srv->nlisteners];
+        int e = server_listen_passed(srv, fds[i], l);
+
+        if (e != 0) {
+            while (++i < n)
+                close(fds[i]);
+            return e;
+        }
+        srv->nlisteners++;
+        log_info("listening on %s (passed by systemd)", l->name);
+    }
+    if (n > 0)
+        return 0;
     for (size_t i = 0; i < srv->cfg->nlisten; i++) {
         struct server_listener *l = &srv->listeners[srv->nlisteners];
         struct addr a;
@@ -261,6 +317,132 @@ server_listen(struct server *srv)
 
 /* ------------------------------------------------------------------ life cycle */
 
+/* Stop accepting: free the listeners (systemd keeps its own copy of passed sockets). */
+static void
+server_close_listeners(struct server *srv)
+{
+    for (size_t i = 0; i < srv->nlisteners; i++) {
+        evconnlistener_free(srv->listeners[i].lev);
+        if (srv->listeners[i].unix_path != NULL)
+            unlink(srv->listeners[i].unix_path);
+        free(srv->listeners[i].unix_path);
+    }
+    srv->nlisteners = 0;
+    if (srv->accept_retry_ev != NULL)
+        event_del(srv->accept_retry_ev);
+}
+
+/* The status line systemd shows (STATUS=) and the drain logs. */
+static void
+server_status(void *arg, char *buf, size_t len)
+{
+    struct server *srv = arg;
+    uint64_t queued, running, scheduled;
+
+    jobs_counts(srv->jobs, &queued, &running, &scheduled);
+    snprintf(buf, len, "%s%llu queued, %llu running, %llu scheduled, %zu connection%s",
+             srv->draining ? "draining: " : "", (unsigned long long)queued,
+             (unsigned long long)running, (unsigned long long)scheduled, srv->nconns,
+             srv->nconns == 1 ? "" : "s");
+}
+
+/* 1 when every reply has been handed to the kernel. */
+static int
+server_flushed(const struct server *srv)
+{
+    const struct conn *c;
+
+    TAILQ_FOREACH(c, &srv->conns, link)
+        if (!c->closing && conn_out_len(c) > 0)
+            return 0;
+    return 1;
+}
+
+static void
+server_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *srv = arg;
+
+    (void)fd;
+    (void)what;
+    if (server_flushed(srv) || job_now_us() >= srv->flush_until_us) {
+        event_del(srv->flush_ev);
+        event_base_loopbreak(srv->base);
+    }
+}
+
+/*
+ * End the loop, but first let the replies already queued go out (results of
+ * jobs that finished during the drain), for up to SERVER_FLUSH_MS: a client
+ * that is not reading does not hold the shutdown up.
+ */
+static void
+server_stop(struct server *srv)
+{
+    struct timeval tick = {0, 10000};
+
+    event_del(srv->drain_ev);
+    if (server_flushed(srv)) {
+        event_base_loopbreak(srv->base);
+        return;
+    }
+    srv->flush_until_us = job_now_us() + SERVER_FLUSH_MS * 1000;
+    event_add(srv->flush_ev, &tick);
+}
+
+static void
+server_drained(void *arg)
+{
+    struct server *srv = arg;
+
+    log_info("drained: no job is running");
+    server_stop(srv);
+}
+
+static void
+server_drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *srv = arg;
+
+    (void)fd;
+    (void)what;
+    log_warn("drain timeout (%llu ms): stopping the jobs still running",
+             (unsigned long long)srv->cfg->drain_timeout_ms);
+    server_stop(srv);
+}
+
+/*
+ * SIGTERM or SIGINT: stop accepting and starting jobs; the loop ends when
+ * the running jobs have, or at the drain timeout. A second signal ends it now.
+ */
+static void
+server_drain(struct server *srv, int sig)
+{
+    struct timeval tv;
+    char status[256];
+
+    if (srv->draining) {
+        log_info("%s again: stopping now", strsignal(sig));
+        event_base_loopbreak(srv->base); /* no flushing either */
+        return;
+    }
+    srv->draining = 1;
+    log_info("%s: draining (timeout %llu ms); unfinished jobs stay queued", strsignal(sig),
+             (unsigned long long)srv->cfg->drain_timeout_ms);
+    server_close_listeners(srv);
+    server_status(srv, status, sizeof(status));
+    service_stopping(srv->service, status);
+    if (srv->cfg->drain_timeout_ms == 0) {
+        jobs_drain(srv->jobs, NULL, NULL);
+        server_stop(srv);
+        return;
+    }
+    tv.tv_sec = (time_t)(srv->cfg->drain_timeout_ms / 1000);
+    tv.tv_usec = (suseconds_t)(srv->cfg->drain_timeout_ms % 1000) * 1000;
+    evtimer_add(srv->drain_ev, &tv);
+    jobs_drain(srv->jobs, server_drained, srv); /* may call server_drained now */
+}
+
 static void
 server_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -268,12 +450,16 @@ server_signal_cb(evutil_socket_t sig, short what, void *arg)
 
     (void)what;
     if (sig == SIGHUP) {
-        /* Its default action would kill forqd and every running job. */
-        log_warn("SIGHUP: this version cannot reload its settings; ignored");
+        if (srv->draining) {
+            log_info("SIGHUP while draining: not reloading");
+            return;
+        }
+        service_reloading(srv->service);
+        (void)reload_run(srv); /* logs what happened; a bad file changes nothing */
+        service_ready(srv->service);
         return;
     }
-    log_info("%s: shutting down", strsignal((int)sig));
-    event_base_loopbreak(srv->base);
+    server_drain(srv, (int)sig);
 }
 
 /* Room for many idle clients: raise the soft descriptor limit to the hard one. */
@@ -296,7 +482,11 @@ server_events(struct server *srv)
 
     srv->reap_ev = event_new(srv->base, -1, 0, server_reap_cb, srv);
     srv->accept_retry_ev = evtimer_new(srv->base, server_accept_retry_cb, srv);
-    if (srv->reap_ev == NULL || srv->accept_retry_ev == NULL)
+    srv->drain_ev = evtimer_new(srv->base, server_drain_timeout_cb, srv);
+    srv->flush_ev = event_new(srv->base, -1, EV_PERSIST, server_flush_cb, srv);
+    if (srv->reap_ev == NULL || srv->accept_retry_ev == NULL || srv->drain_ev == NULL ||
+        srv->flush_ev == NULL ||
+        service_new(srv->base, server_status, srv, &srv->service) != 0)
         return FORQ_ERR_NOMEM;
     for (int i = 0; i < 3; i++) {
         srv->sig_ev[i] = evsignal_new(srv->base, sigs[i], server_signal_cb, srv);
@@ -307,36 +497,73 @@ server_events(struct server *srv)
 }
 
 int
-server_new(const struct config *cfg, struct server **out)
+server_stats(struct server *srv, struct msg_stats *st)
 {
-    struct jobs_config sc = {
-        .workers = cfg->workers,
-        .max_payload = cfg->max_payload,
-        .max_result = cfg->max_result,
-        .max_queued = cfg->max_queued,
-        .max_queues = cfg->max_queues,
-        .result_ttl_ms = cfg->result_ttl_ms,
-        .durability = cfg->durability,
-        .data_dir = cfg->data_dir,
-        .max_db_bytes = cfg->max_db_bytes,
-        .result_cache = cfg->result_cache,
-        .retry_backoff_ms = cfg->retry_backoff_ms,
-        .retry_backoff_max_ms = cfg->retry_backoff_max_ms,
-        .max_jobs_per_worker = cfg->max_jobs_per_worker,
-        .memory_limit = cfg->memory_limit,
-        .conf = cfg,
-        .hooks = {ops_submitted, ops_found, NULL},
-    };
+    int e;
+
+    memset(st, 0, sizeof(*st));
+    if ((e = jobs_stats(srv->jobs, st)) != 0)
+        return e;
+    st->server = msg_str_c("forqd " FORQ_VERSION_STRING);
+    st->uptime_ms = (job_now_us() - srv->started_us) / 1000;
+    st->connections = srv->nconns;
+    return 0;
+}
+
+/* GET /metrics: the STATS numbers and the histograms, in Prometheus' text format. */
+static int
+server_metrics_fill(void *arg, struct evbuffer *out)
+{
+    struct server *srv = arg;
+    struct msg_stats st;
+    int e;
+
+    if ((e = server_stats(srv, &st)) != 0)
+        return e;
+    e = metrics_render(&srv->metrics, &st, out);
+    jobs_stats_free(&st);
+    return e;
+}
+
+static int
+server_metrics_listen(struct server *srv)
+{
+    char why[512];
+    int e;
+
+    if (srv->cfg->metrics_listen == NULL)
+        return 0;
+    if ((e = metrics_http_new(srv->base, srv->cfg->metrics_listen, server_metrics_fill, srv,
+                              &srv->metrics_http, why, sizeof(why))) != 0) {
+        log_err("cannot serve metrics: %s", why);
+        return e;
+    }
+    log_info("metrics on %s", metrics_http_name(srv->metrics_http));
+    return 0;
+}
+
+int
+server_new(struct config *cfg, int argc, char **argv, struct server **out)
+{
+    struct jobs_config sc;
     char why[512];
     struct server *srv;
     int e;
 
     *out = NULL;
-    if ((srv = calloc(1, sizeof(*srv))) == NULL)
+    if ((srv = calloc(1, sizeof(*srv))) == NULL) {
+        config_fini(cfg);
+        free(cfg);
         return FORQ_ERR_NOMEM;
+    }
     srv->cfg = cfg;
+    srv->argc = argc;
+    srv->argv = argv;
     srv->started_us = job_now_us();
-    sc.hooks.arg = srv;
+    metrics_init(&srv->metrics);
+    jobs_config_from(cfg, &sc);
+    sc.hooks = (struct jobs_hooks){ops_submitted, ops_found, srv};
+    sc.metrics = &srv->metrics;
     idmap_init(&srv->conn_ids);
     TAILQ_INIT(&srv->conns);
     TAILQ_INIT(&srv->reap);
@@ -359,10 +586,11 @@ server_new(const struct config *cfg, struct server **out)
         log_err("%s", why);
         goto fail;
     }
-    if ((e = server_listen(srv)) != 0)
+    if ((e = server_listen(srv)) != 0 || (e = server_metrics_listen(srv)) != 0)
         goto fail;
     log_info("forqd %s ready: %u workers, %zu listener%s", FORQ_VERSION_STRING, cfg->workers,
              srv->nlisteners, srv->nlisteners == 1 ? "" : "s");
+    service_ready(srv->service);
     *out = srv;
     return 0;
 fail:
@@ -387,12 +615,8 @@ server_free(struct server *srv)
 
     if (srv == NULL)
         return;
-    for (size_t i = 0; i < srv->nlisteners; i++) {
-        evconnlistener_free(srv->listeners[i].lev);
-        if (srv->listeners[i].unix_path != NULL)
-            unlink(srv->listeners[i].unix_path);
-        free(srv->listeners[i].unix_path);
-    }
+    server_close_listeners(srv);
+    metrics_http_free(srv->metrics_http);
     while ((c = TAILQ_FIRST(&srv->conns)) != NULL)
         server_reap_later(srv, c);
     while ((c = TAILQ_FIRST(&srv->reap)) != NULL) {
@@ -407,10 +631,17 @@ server_free(struct server *srv)
         event_free(srv->reap_ev);
     if (srv->accept_retry_ev != NULL)
         event_free(srv->accept_retry_ev);
+    if (srv->drain_ev != NULL)
+        event_free(srv->drain_ev);
+    if (srv->flush_ev != NULL)
+        event_free(srv->flush_ev);
+    service_free(srv->service);
     if (srv->base != NULL)
         event_base_free(srv->base);
     msg_decoder_fini(&srv->decoder);
     msgpack_sbuffer_destroy(&srv->out);
     idmap_fini(&srv->conn_ids);
+    config_fini(srv->cfg);
+    free(srv->cfg);
     free(srv);
 }

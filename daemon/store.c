@@ -26,6 +26,7 @@
 
 #include "forq.h"
 #include "log.h"
+#include "metrics.h"
 #include "store.h"
 #include "vfs.h"
 
@@ -153,6 +154,7 @@ struct store {
     void *done_arg;
 
     _Atomic uint64_t commits, fsyncs, records, failures, purged, max_batch, commit_us;
+    struct metrics *metrics; /* or NULL; its histograms take any thread */
 };
 
 /* ------------------------------------------------------------------ helpers */
@@ -373,6 +375,7 @@ store_open(const struct store_config *cfg, struct store **out, char *why, size_t
     if ((st = calloc(1, sizeof(*st))) == NULL)
         return FORQ_ERR_NOMEM;
     st->lock_fd = st->efd = -1;
+    st->metrics = cfg->metrics;
     STAILQ_INIT(&st->pending);
     STAILQ_INIT(&st->done);
     pthread_mutex_init(&st->mu, NULL);
@@ -710,10 +713,13 @@ store_purge_chunk(struct store *st, uint64_t cutoff, int *more, uint64_t *n)
 static int
 store_commit(struct store *st)
 {
-    uint64_t t0 = store_mono_us();
+    uint64_t t0 = store_mono_us(), dt;
     int rc = store_step(st->stmt[STORE_SQL_COMMIT]);
 
-    atomic_fetch_add_explicit(&st->commit_us, store_mono_us() - t0, memory_order_relaxed);
+    dt = store_mono_us() - t0;
+    atomic_fetch_add_explicit(&st->commit_us, dt, memory_order_relaxed);
+    if (st->metrics != NULL)
+        metrics_hist_observe(&st->metrics->store_commit, dt);
     if (rc == SQLITE_OK)
         atomic_fetch_add_explicit(&st->commits, 1, memory_order_relaxed);
     return rc;
@@ -796,6 +802,8 @@ store_run_batch(struct store *st, struct store_list *batch, uint64_t purge, int 
     max = atomic_load_explicit(&st->max_batch, memory_order_relaxed);
     if (n > max)
         atomic_store_explicit(&st->max_batch, n, memory_order_relaxed);
+    if (n > 0 && st->metrics != NULL)
+        metrics_hist_observe(&st->metrics->store_batch, n);
     *purge_more = 0;
     if (!st->broken) {
         rc = store_txn(st, STAILQ_FIRST(batch), NULL, purge, purge_more);

@@ -23,6 +23,8 @@
 #ifndef FORQ_STORE_H
 #define FORQ_STORE_H
 
+struct metrics;
+
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
@@ -43,6 +45,7 @@ struct store_config {
     int durability;        /* STORE_NORMAL or STORE_FULL */
     uint64_t max_db_bytes; /* 0: no limit; else writes beyond it fail (SQLITE_FULL) */
     const char *vfs;       /* sqlite VFS to build on; NULL: the default (tests inject faults) */
+    struct metrics *metrics; /* commit latency and batch size go here (store thread); or NULL */
 };
 
 /*

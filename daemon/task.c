@@ -179,8 +179,85 @@ task_table_fini(struct task_table *t)
         if (t->ctx_free[i] != NULL)
             t->ctx_free[i](t->defs[i].ctx);
         t->ctx_free[i] = NULL;
+        free(t->name_copy[i]);
+        t->name_copy[i] = NULL;
     }
     t->ntasks = 0;
+}
+
+/* Move entry j of from into entry i of to (to takes over its context). */
+static void
+task_table_move(struct task_table *to, size_t i, struct task_table *from, size_t j)
+{
+    to->defs[i] = from->defs[j];
+    to->ctx_free[i] = from->ctx_free[j];
+    from->ctx_free[j] = NULL;
+}
+
+/*
+ * Fill merged (zeroed) from t's names and next's definitions, as
+ * task_table_rebuild describes; taken marks the entries of next used.
+ */
+static int
+task_table_merge(struct task_table *merged, const struct task_table *t, struct task_table *next,
+                 unsigned char *taken)
+{
+    for (size_t i = 0; i < t->ntasks; i++) {
+        const char *name = t->defs[i].name;
+        int j = task_find(next, name, strlen(name));
+
+        merged->ntasks = i + 1;
+        if (j >= 0) {
+            task_table_move(merged, i, next, (size_t)j);
+            taken[j] = 1;
+        } else if ((merged->name_copy[i] = strdup(name)) == NULL) {
+            return FORQ_ERR_NOMEM;
+        } else {
+            merged->defs[i] = (struct forq_task_def){merged->name_copy[i], NULL, NULL};
+        }
+    }
+    for (size_t j = 0; j < next->ntasks; j++) {
+        if (taken[j])
+            continue;
+        if (merged->ntasks == TASK_MAX)
+            return FORQ_ERR_LIMIT;
+        task_table_move(merged, merged->ntasks++, next, j);
+    }
+    return 0;
+}
+
+int
+task_table_rebuild(struct task_table *t, const struct config *cfg, char *why, size_t whylen)
+{
+    struct task_table *next = malloc(sizeof(*next)), *merged = calloc(1, sizeof(*merged));
+    unsigned char *taken = calloc(TASK_MAX, 1);
+    int e = FORQ_ERR_NOMEM;
+
+    if (next == NULL || merged == NULL || taken == NULL) {
+        snprintf(why, whylen, "out of memory");
+        goto out;
+    }
+    if ((e = task_table_build(next, cfg, why, whylen)) != 0)
+        goto out;
+    if ((e = task_table_merge(merged, t, next, taken)) != 0) {
+        if (e == FORQ_ERR_LIMIT)
+            snprintf(why, whylen, "more than %d tasks, counting removed ones", TASK_MAX);
+        else
+            snprintf(why, whylen, "out of memory");
+        goto out;
+    }
+    task_table_fini(t);
+    memcpy(t, merged, sizeof(*t));
+    merged->ntasks = 0; /* t owns it all now */
+out:
+    if (merged != NULL)
+        task_table_fini(merged);
+    if (next != NULL)
+        task_table_fini(next);
+    free(next);
+    free(merged);
+    free(taken);
+    return e;
 }
 
 int
@@ -220,9 +297,16 @@ int
 task_find(const struct task_table *t, const char *name, size_t len)
 {
     for (size_t i = 0; i < t->ntasks; i++)
-        if (strlen(t->defs[i].name) == len && memcmp(t->defs[i].name, name, len) == 0)
+        if (t->defs[i].fn != NULL && strlen(t->defs[i].name) == len &&
+            memcmp(t->defs[i].name, name, len) == 0)
             return (int)i;
     return -1;
+}
+
+int
+task_removed(const struct task_table *t, int idx)
+{
+    return idx < 0 || (size_t)idx >= t->ntasks || t->defs[idx].fn == NULL;
 }
 
 const char *
@@ -244,6 +328,11 @@ task_run(const struct task_table *t, int idx, struct forq_task_io *io)
     io->errmsg[0] = '\0';
     if (idx < 0 || (size_t)idx >= t->ntasks)
         return forq_task_fail(io, "no task with index %d", idx);
+    if (t->defs[idx].fn == NULL) {
+        snprintf(io->errmsg, io->errmsg_cap, "task '%s' was removed by a reload",
+                 t->defs[idx].name);
+        return FORQ_ERR_UNKNOWN_TASK;
+    }
     io->ctx = t->defs[idx].ctx;
     r = t->defs[idx].fn(io);
     if (r > 0 || r < FORQ_ERR__LAST)

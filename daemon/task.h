@@ -14,7 +14,9 @@
  *          0..1048576), frees it and answers "ok"; fails with memory_limit
  *          when the allocation is refused (the worker's RLIMIT_AS)
  * Plugin tasks (plugin.h) and exec tasks (exec.h) are added by
- * task_table_build. Read-only after start-up; safe to share.
+ * task_table_build. Only a reload changes the table (task_table_rebuild),
+ * on the loop thread, and only in ways that keep every index meaning the
+ * task of the same name; workers forked before it keep their own copy.
  */
 #ifndef FORQ_TASK_H_INTERNAL
 #define FORQ_TASK_H_INTERNAL
@@ -27,8 +29,9 @@
 #define TASK_MAX 1024
 
 struct task_table {
-    struct forq_task_def defs[TASK_MAX];
+    struct forq_task_def defs[TASK_MAX]; /* fn NULL: removed by a reload (task_table_rebuild) */
     void (*ctx_free[TASK_MAX])(void *ctx); /* frees defs[i].ctx at task_table_fini; or NULL */
+    char *name_copy[TASK_MAX]; /* owned name of a removed task, freed at task_table_fini */
     size_t ntasks;
 };
 
@@ -56,8 +59,22 @@ void task_table_fini(struct task_table *t);
  */
 int task_table_build(struct task_table *t, const struct config *cfg, char *why, size_t whylen);
 
-/* Index of the task called name (len bytes), or -1. */
+/*
+ * A reload: make t the table cfg declares, keeping every name t has at its
+ * index (jobs carry indexes). A name cfg no longer declares stays as a
+ * removed entry: task_find skips it and running it fails with unknown_task,
+ * so a queued job of a removed task fails clearly instead of running
+ * another one. New names are appended. Returns 0, or as task_table_build
+ * (plus FORQ_ERR_LIMIT when removed and new names overflow the table), with
+ * t unchanged. The config must outlive the table, as for task_table_build.
+ */
+int task_table_rebuild(struct task_table *t, const struct config *cfg, char *why, size_t whylen);
+
+/* Index of the task called name (len bytes), or -1 (removed tasks too). */
 int task_find(const struct task_table *t, const char *name, size_t len);
+
+/* 1 when task idx was removed by a reload (or idx is out of range). */
+int task_removed(const struct task_table *t, int idx);
 
 /* Name of task idx; "?" when out of range. */
 const char *task_name(const struct task_table *t, int idx);

@@ -4,9 +4,11 @@
 # Needs root (or sudo) only when something has to be installed.
 set -eu
 
+# systemd: systemd-analyze, for the install/systemd-verify test (a fresh
+# Debian image has libsystemd0 but not systemd).
 PKGS="gcc make cmake pkg-config
       libevent-dev libmsgpack-dev libsqlite3-dev libcmocka-dev
-      libinih-dev libsystemd-dev"
+      libinih-dev libsystemd-dev systemd"
 
 missing=""
 for p in $PKGS; do

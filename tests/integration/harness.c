@@ -91,23 +91,26 @@ harness_spawn(const char *path, const char *const *argv, int out_fd, int err_fd,
     _exit(127);
 }
 
-/* Start forqd in h->dir (which exists) and wait until it is ready. */
+/* Start forqd in h->dir (which exists), through wrapper (or NULL), without waiting. */
 static int
-harness_launch(struct harness *h, const char *const *extra)
+harness_exec(struct harness *h, const char *const *wrapper, const char *const *extra)
 {
     const char *argv[HARNESS_ARGS_MAX];
-    char listen_unix[320], data[300], log[16384];
-    int n = 0, fd, status;
-    int64_t deadline;
+    char listen_unix[320], data[300];
+    int n = 0, fd;
 
     snprintf(h->log, sizeof(h->log), "%s/forqd.log", h->dir);
     snprintf(h->unix_addr, sizeof(h->unix_addr), "unix://%s/forq.sock", h->dir);
     snprintf(listen_unix, sizeof(listen_unix), "--listen=%s", h->unix_addr);
     snprintf(data, sizeof(data), "--data=%s/data", h->dir);
+    for (int i = 0; wrapper != NULL && wrapper[i] != NULL && n < HARNESS_ARGS_MAX - 8; i++)
+        argv[n++] = wrapper[i];
     argv[n++] = FORQD_PATH;
     argv[n++] = "--listen=tcp://127.0.0.1:0";
     argv[n++] = listen_unix;
     argv[n++] = data; /* before extra: a later --data wins */
+    /* A teardown must not wait for a test's long jobs; drain tests set their own. */
+    argv[n++] = "--drain-timeout-ms=0";
     for (int i = 0; extra != NULL && extra[i] != NULL && n < HARNESS_ARGS_MAX - 1; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;
@@ -115,9 +118,18 @@ harness_launch(struct harness *h, const char *const *extra)
         perror("harness: open log");
         return -1;
     }
-    h->pid = harness_spawn(FORQD_PATH, argv, -1, fd, -1);
+    h->pid = harness_spawn(argv[0], argv, -1, fd, -1);
     close(fd);
-    deadline = harness_now_ms() + HARNESS_GUARD_MS;
+    return h->pid > 0 ? 0 : -1;
+}
+
+int
+harness_wait_ready(struct harness *h)
+{
+    char log[16384];
+    int status;
+    int64_t deadline = harness_now_ms() + HARNESS_GUARD_MS;
+
     while (harness_now_ms() < deadline) {
         harness_read_log(h, log, sizeof(log));
         if (strstr(log, " ready: ") != NULL && (h->port = harness_parse_port(log)) > 0) {
@@ -136,6 +148,35 @@ harness_launch(struct harness *h, const char *const *extra)
     return -1;
 }
 
+/* Start forqd in h->dir (which exists) and wait until it is ready. */
+static int
+harness_launch(struct harness *h, const char *const *extra)
+{
+    if (harness_exec(h, NULL, extra) != 0)
+        return -1;
+    return harness_wait_ready(h);
+}
+
+static int
+harness_mkdir(struct harness *h)
+{
+    snprintf(h->dir, sizeof(h->dir), "/tmp/forq-test-XXXXXX");
+    if (mkdtemp(h->dir) == NULL) {
+        perror("harness: mkdtemp");
+        return -1;
+    }
+    return 0;
+}
+
+int
+harness_spawn_wrapped(struct harness *h, const char *const *wrapper, const char *const *extra)
+{
+    memset(h, 0, sizeof(*h));
+    if (harness_mkdir(h) != 0)
+        return -1;
+    return harness_exec(h, wrapper, extra);
+}
+
 int
 harness_start(struct harness *h, const char *const *extra)
 {
@@ -146,11 +187,8 @@ harness_start(struct harness *h, const char *const *extra)
         snprintf(h->addr, sizeof(h->addr), "%s", env);
         return 0;
     }
-    snprintf(h->dir, sizeof(h->dir), "/tmp/forq-test-XXXXXX");
-    if (mkdtemp(h->dir) == NULL) {
-        perror("harness: mkdtemp");
+    if (harness_mkdir(h) != 0)
         return -1;
-    }
     return harness_launch(h, extra);
 }
 

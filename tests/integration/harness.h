@@ -3,7 +3,9 @@
  * and always clean up.
  *
  * harness_start runs the forqd built by this tree on tcp://127.0.0.1:0 and
- * unix://<tmpdir>/forq.sock with its store in <tmpdir>/data, in a fresh temp dir, waits for its "ready" log
+ * unix://<tmpdir>/forq.sock with its store in <tmpdir>/data and no drain on
+ * SIGTERM (--drain-timeout-ms=0; extra arguments come after and win), in a
+ * fresh temp dir, waits for its "ready" log
  * line and learns the port the kernel picked from its "listening on" line.
  * If FORQ_TEST_ADDR is set, no forqd is started and that address is used (to
  * debug against a daemon running under gdb).
@@ -38,6 +40,18 @@ struct harness {
  * (NULL-terminated, may be NULL). Returns 0, or -1 after printing why.
  */
 int harness_start(struct harness *h, const char *const *extra);
+
+/*
+ * Make a fresh temp dir and start forqd there with the default test
+ * arguments plus extra, through wrapper (argv of a program that runs forqd,
+ * e.g. {"systemd-socket-activate", "-l", PATH, NULL}; or NULL), and return
+ * at once: h->dir, h->log and h->pid are set. harness_wait_ready waits for
+ * it. 0 or -1.
+ */
+int harness_spawn_wrapped(struct harness *h, const char *const *wrapper, const char *const *extra);
+
+/* Wait for forqd's "ready" log line and learn its TCP port. 0 or -1 (forqd stopped). */
+int harness_wait_ready(struct harness *h);
 
 /*
  * Send forqd sig (e.g. SIGKILL) and reap it; the temp dir and its data stay.

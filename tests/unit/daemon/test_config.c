@@ -1169,6 +1169,8 @@ test_config_example_file_loads(void **state)
                                  "retry_backoff_max_ms",
                                  "max_jobs_per_worker",
                                  "memory_limit",
+                                 "drain_timeout_ms",
+                                 "metrics_listen",
                                  "plugin",
                                  "[task.",
                                  "exec",
@@ -1193,6 +1195,11 @@ test_config_example_file_loads(void **state)
     assert_int_equal(cfg.max_frame, 1 * MIB + 64 * KIB);
     assert_int_equal(cfg.retry_backoff_max_ms, 300000);
     assert_int_equal(cfg.nplugins, 0);
+    assert_int_equal(cfg.drain_timeout_ms, 30000);
+    /* It sets no address or directory: the defaults (and systemd's) stand. */
+    assert_int_equal(cfg.nlisten, 1);
+    assert_string_equal(cfg.listen[0], CONFIG_DEFAULT_LISTEN);
+    assert_string_equal(cfg.data_dir, CONFIG_DEFAULT_DATA);
     config_fini(&cfg);
 
     /*
@@ -1223,6 +1230,115 @@ test_config_example_file_loads(void **state)
     free(text);
 }
 
+/* Issue 6: drain_timeout_ms, metrics_listen, and the defaults under systemd. */
+static void
+test_config_service_settings(void **state)
+{
+    struct config cfg;
+    char err[512];
+
+    (void)state;
+    config_init(&cfg);
+    assert_int_equal(cfg.drain_timeout_ms, 30000);
+    assert_null(cfg.metrics_listen);
+    config_fini(&cfg);
+
+    assert_int_equal(test_parse(&cfg, err, sizeof(err), "--drain-timeout-ms=0",
+                                "--metrics-listen", "tcp://127.0.0.1:0", NULL),
+                     0);
+    assert_int_equal(cfg.drain_timeout_ms, 0);
+    assert_string_equal(cfg.metrics_listen, "tcp://127.0.0.1:0");
+    config_fini(&cfg);
+    /* "off" undoes an earlier value (a file's, say). */
+    assert_int_equal(test_parse(&cfg, err, sizeof(err), "--metrics-listen=tcp://[::1]:9340",
+                                "--metrics-listen=off", NULL),
+                     0);
+    assert_null(cfg.metrics_listen);
+    config_fini(&cfg);
+
+    static const struct test_bad bad[] = {
+        {{"--metrics-listen=unix:///tmp/m.sock"}, "--metrics-listen: expected tcp://HOST:PORT or off"},
+        {{"--metrics-listen=9340"}, "--metrics-listen: expected tcp://HOST:PORT or off"},
+        {{"--drain-timeout-ms=-1"}, "--drain-timeout-ms: expected a number in 0..86400000"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int r = test_parse(&cfg, err, sizeof(err), bad[i].args[0], NULL);
+
+        if (r != FORQ_ERR_INVALID || strstr(err, bad[i].names) == NULL)
+            fail_msg("case %zu (%s): got %d, message '%s'", i, bad[i].args[0], r, err);
+        config_fini(&cfg);
+    }
+}
+
+static void
+test_config_systemd_directories(void **state)
+{
+    struct config cfg;
+    char err[512];
+
+    (void)state;
+    setenv("STATE_DIRECTORY", "/var/lib/forq:/var/lib/other", 1);
+    setenv("RUNTIME_DIRECTORY", "/run/forq", 1);
+    assert_int_equal(test_parse(&cfg, err, sizeof(err), NULL), 0);
+    assert_string_equal(cfg.data_dir, "/var/lib/forq");
+    assert_int_equal(cfg.nlisten, 2);
+    assert_string_equal(cfg.listen[0], CONFIG_DEFAULT_LISTEN);
+    assert_string_equal(cfg.listen[1], "unix:///run/forq/forq.sock");
+    config_fini(&cfg);
+
+    /* What the operator sets wins over what systemd suggests. */
+    assert_int_equal(test_parse(&cfg, err, sizeof(err), "--data=/srv/q",
+                                "--listen=tcp://127.0.0.1:1", NULL),
+                     0);
+    assert_string_equal(cfg.data_dir, "/srv/q");
+    assert_int_equal(cfg.nlisten, 1);
+    config_fini(&cfg);
+
+    /* Not absolute: not a directory systemd made; ignored. */
+    setenv("STATE_DIRECTORY", "relative", 1);
+    setenv("RUNTIME_DIRECTORY", "", 1);
+    assert_int_equal(test_parse(&cfg, err, sizeof(err), NULL), 0);
+    assert_string_equal(cfg.data_dir, CONFIG_DEFAULT_DATA);
+    assert_int_equal(cfg.nlisten, 1);
+    config_fini(&cfg);
+    unsetenv("STATE_DIRECTORY");
+    unsetenv("RUNTIME_DIRECTORY");
+}
+
+static void
+test_config_tasks_equal(void **state)
+{
+    struct config a, b;
+    char err[512];
+
+    (void)state;
+    assert_int_equal(test_parse(&a, err, sizeof(err), "--task=t=/bin/echo 1", "--plugin=/a.so",
+                                "--plugin=/b.so", NULL),
+                     0);
+    assert_int_equal(test_parse(&b, err, sizeof(err), "--task=t=/bin/echo 1", "--plugin=/a.so",
+                                "--plugin=/b.so", "--workers=3", NULL),
+                     0);
+    assert_true(config_tasks_equal(&a, &b)); /* other settings do not matter */
+    config_fini(&b);
+    assert_int_equal(test_parse(&b, err, sizeof(err), "--task=t=/bin/echo 2", "--plugin=/a.so",
+                                "--plugin=/b.so", NULL),
+                     0);
+    assert_false(config_tasks_equal(&a, &b)); /* an argument */
+    config_fini(&b);
+    assert_int_equal(test_parse(&b, err, sizeof(err), "--task=t=/bin/echo 1", "--plugin=/b.so",
+                                "--plugin=/a.so", NULL),
+                     0);
+    assert_false(config_tasks_equal(&a, &b)); /* plugin order decides name clashes */
+    config_fini(&b);
+    assert_int_equal(test_parse(&b, err, sizeof(err), "--task=t=/bin/echo 1",
+                                "--task-max-output=t=1K", "--plugin=/a.so", "--plugin=/b.so",
+                                NULL),
+                     0);
+    assert_false(config_tasks_equal(&a, &b)); /* max_output */
+    config_fini(&b);
+    config_fini(&a);
+}
+
 int
 main(void)
 {
@@ -1250,6 +1366,9 @@ main(void)
         cmocka_unit_test(test_config_task_and_queue_flags),
         cmocka_unit_test(test_config_print_round_trip),
         cmocka_unit_test(test_config_example_file_loads),
+        cmocka_unit_test(test_config_service_settings),
+        cmocka_unit_test(test_config_systemd_directories),
+        cmocka_unit_test(test_config_tasks_equal),
     };
 
     return cmocka_run_group_tests(tests, test_group_setup, test_group_teardown);

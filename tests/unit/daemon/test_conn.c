@@ -33,7 +33,6 @@
 #define TEST_GUARD_TURNS 30000 /* loop turns; the tick below makes each about 1 ms */
 
 struct test_fx {
-    struct config cfg;
     struct server *srv;
     struct event *tick;
     struct conn *conn;
@@ -55,6 +54,7 @@ static int
 test_setup(void **state)
 {
     struct test_fx *fx = calloc(1, sizeof(*fx));
+    struct config *cfg;
     struct timeval ms = {0, 1000};
     int sv[2];
 
@@ -62,15 +62,17 @@ test_setup(void **state)
     alarm(120);
     if (fx == NULL)
         return -1;
-    config_init(&fx->cfg);
-    fx->cfg.workers = 1;
-    fx->cfg.max_inflight = 2;
-    fx->cfg.max_frame = 4096;
-    fx->cfg.max_payload = 1024;
-    fx->cfg.max_result = 1024;
-    fx->cfg.durability = STORE_OFF; /* framing only: no store */
-    /* No --listen: the test makes the connection itself. */
-    if (msg_decoder_init(&fx->d) != 0 || server_new(&fx->cfg, &fx->srv) != 0)
+    if ((cfg = malloc(sizeof(*cfg))) == NULL)
+        return -1;
+    config_init(cfg);
+    cfg->workers = 1;
+    cfg->max_inflight = 2;
+    cfg->max_frame = 4096;
+    cfg->max_payload = 1024;
+    cfg->max_result = 1024;
+    cfg->durability = STORE_OFF; /* framing only: no store */
+    /* No --listen: the test makes the connection itself. The server owns cfg. */
+    if (msg_decoder_init(&fx->d) != 0 || server_new(cfg, 0, NULL, &fx->srv) != 0)
         return -1;
     fx->tick = event_new(fx->srv->base, -1, EV_PERSIST, test_tick_cb, NULL);
     if (fx->tick == NULL || event_add(fx->tick, &ms) != 0)
@@ -93,7 +95,6 @@ test_teardown(void **state)
         if (fx->peer > 0)
             close(fx->peer);
         msg_decoder_fini(&fx->d);
-        config_fini(&fx->cfg);
         free(fx);
     }
     alarm(0);

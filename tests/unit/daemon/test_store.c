@@ -85,7 +85,7 @@ test_teardown(void **state)
 static struct store_config
 test_cfg(const struct test_fx *fx)
 {
-    struct store_config cfg = {fx->dir, STORE_FULL, 0, NULL};
+    struct store_config cfg = {fx->dir, STORE_FULL, 0, NULL, NULL};
 
     return cfg;
 }

@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "config.h"
 #include "forq.h"
 #include "task.h"
 
@@ -453,6 +454,87 @@ test_task_table_full(void **state)
     assert_int_equal(task_find(&t, names[n - 1], strlen(names[n - 1])), TASK_MAX - 1);
 }
 
+/* A config from flags only (no config file). The caller calls config_fini. */
+static void
+test_config(struct config *cfg, const char *const *flags)
+{
+    char *argv[16] = {"forqd", "-c", "/dev/null"};
+    char err[512];
+    int argc = 3;
+
+    for (; *flags != NULL && argc < 15; flags++)
+        argv[argc++] = (char *)*flags;
+    argv[argc] = NULL;
+    config_init(cfg);
+    if (config_parse_args(cfg, argc, argv, err, sizeof(err)) != 0)
+        fail_msg("config: %s", err);
+}
+
+/*
+ * A reload keeps every name at its index: a changed task keeps its place, a
+ * removed one stays as a removed entry (not found, fails with unknown_task
+ * when a queued job of it runs), a new one is appended. A rebuild that fails
+ * leaves the table as it was.
+ */
+static void
+test_task_rebuild(void **state)
+{
+    static const char *const first[] = {"--task=one=/bin/echo 1", "--task=two=/bin/echo 2",
+                                        NULL};
+    static const char *const second[] = {"--task=two=/bin/echo 22", "--task=three=/bin/cat",
+                                         NULL};
+    static const char *const broken[] = {"--plugin=/nonexistent/forq-plugin.so", NULL};
+    static struct task_table t;
+    struct config a, b, c;
+    struct test_run r = {0};
+    char why[256];
+    int one, two;
+
+    (void)state;
+    test_config(&a, first);
+    assert_int_equal(task_table_build(&t, &a, why, sizeof(why)), 0);
+    one = task_find(&t, "one", 3);
+    two = task_find(&t, "two", 3);
+    assert_true(one >= 0 && two > one);
+    assert_int_equal(t.ntasks, (size_t)two + 1);
+
+    test_config(&b, second);
+    assert_int_equal(task_table_rebuild(&t, &b, why, sizeof(why)), 0);
+    config_fini(&a); /* nothing borrows from it any more */
+    assert_int_equal(task_find(&t, "two", 3), two);
+    assert_int_equal(task_find(&t, "three", 5), two + 1);
+    assert_int_equal(task_find(&t, "one", 3), -1);
+    assert_true(task_removed(&t, one));
+    assert_false(task_removed(&t, two));
+    assert_string_equal(task_name(&t, one), "one");
+    assert_int_equal(task_find(&t, "echo", 4), 0); /* built-ins keep their places */
+
+    r.io.payload = "";
+    r.io.result = r.result;
+    r.io.result_cap = TEST_RESULT_CAP;
+    r.io.errmsg = r.errmsg;
+    r.io.errmsg_cap = sizeof(r.errmsg);
+    assert_int_equal(task_run(&t, one, &r.io), FORQ_ERR_UNKNOWN_TASK);
+    assert_string_equal(r.errmsg, "task 'one' was removed by a reload");
+
+    /* A plugin that cannot load: refused with the reason, the table untouched. */
+    test_config(&c, broken);
+    assert_int_equal(task_table_rebuild(&t, &c, why, sizeof(why)) != 0, 1);
+    assert_non_null(strstr(why, "/nonexistent/forq-plugin.so"));
+    assert_int_equal(task_find(&t, "three", 5), two + 1);
+    assert_true(task_removed(&t, one));
+    config_fini(&c);
+
+    /* A removed name that comes back gets its old index again. */
+    test_config(&c, first);
+    assert_int_equal(task_table_rebuild(&t, &c, why, sizeof(why)), 0);
+    config_fini(&b);
+    assert_int_equal(task_find(&t, "one", 3), one);
+    assert_true(task_removed(&t, two + 1)); /* three */
+    task_table_fini(&t);
+    config_fini(&c);
+}
+
 int
 main(void)
 {
@@ -469,6 +551,7 @@ main(void)
         cmocka_unit_test(test_task_find_and_name),
         cmocka_unit_test(test_task_table_add_rejects_bad_names),
         cmocka_unit_test(test_task_table_full),
+        cmocka_unit_test(test_task_rebuild),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

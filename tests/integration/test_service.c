@@ -1,0 +1,685 @@
+/*
+ * test_service.c — forqd as a systemd service, on a real forqd: the notify
+ * protocol played by the test (READY=1 only once the socket answers,
+ * WATCHDOG=1, STOPPING=1), socket activation through systemd-socket-activate,
+ * the SIGTERM drain (running jobs finish, queued ones survive a restart, exit
+ * 0; past the drain timeout running jobs go back to their queue uncharged),
+ * SIGHUP reloads (a new exec task, a removed one, a bad file, a
+ * restart-only setting; connections kept), and the metrics endpoint scraped
+ * and parsed.
+ *
+ * No assertion depends on speed; waits have only generous guards.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+static void
+sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+
+    nanosleep(&ts, NULL);
+}
+
+static int64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait (guarded) until forqd's log contains text. */
+static void
+wait_log(const struct harness *h, const char *text)
+{
+    static char log[65536];
+    int64_t deadline = now_ms() + HARNESS_GUARD_MS;
+
+    for (;;) {
+        harness_read_log(h, log, sizeof(log));
+        if (strstr(log, text) != NULL)
+            return;
+        if (now_ms() > deadline)
+            fail_msg("no '%s' in the log:\n%s", text, log);
+        sleep_ms(10);
+    }
+}
+
+static int
+log_has(const struct harness *h, const char *text)
+{
+    static char log[65536];
+
+    harness_read_log(h, log, sizeof(log));
+    return strstr(log, text) != NULL;
+}
+
+static int
+log_count(const struct harness *h, const char *text)
+{
+    static char log[65536];
+    int n = 0;
+
+    harness_read_log(h, log, sizeof(log));
+    for (const char *p = log; (p = strstr(p, text)) != NULL; p += strlen(text))
+        n++;
+    return n;
+}
+
+/* Submit and wait for the outcome; returns the code, the result copied into out. */
+static int
+run_job(forq_client *c, const char *task, const char *payload, char *out, size_t outlen)
+{
+    forq_future *f;
+    const void *data;
+    size_t len;
+    int e;
+
+    if ((e = forq_submit(c, task, payload, strlen(payload), NULL, &f)) != 0)
+        return e;
+    e = forq_future_result(f, HARNESS_GUARD_MS, &data, &len);
+    if (e == 0 && out != NULL)
+        snprintf(out, outlen, "%.*s", (int)len, (const char *)data);
+    else if (e != 0 && out != NULL)
+        snprintf(out, outlen, "%s", forq_future_error(f) ? forq_future_error(f) : "");
+    forq_future_free(f);
+    return e;
+}
+
+/* Poll STATUS until the job is in state (guarded). */
+static void
+wait_state(forq_client *c, uint64_t id, int state)
+{
+    struct forq_job_info info;
+    int64_t deadline = now_ms() + HARNESS_GUARD_MS;
+
+    for (;;) {
+        int now;
+
+        assert_int_equal(forq_status(c, id, &info), 0);
+        now = info.state;
+        forq_job_info_clear(&info);
+        if (now == state)
+            return;
+        assert_true(now_ms() < deadline);
+        sleep_ms(10);
+    }
+}
+
+/* ------------------------------------------------------------------ the notify socket */
+
+struct notify {
+    char dir[64];
+    char path[128];
+    int fd;
+};
+
+/* A datagram socket playing systemd's notify socket; NOTIFY_SOCKET points at it. */
+static void
+notify_open(struct notify *n)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+
+    snprintf(n->dir, sizeof(n->dir), "/tmp/forq-notify-XXXXXX");
+    assert_non_null(mkdtemp(n->dir));
+    snprintf(n->path, sizeof(n->path), "%s/notify", n->dir);
+    assert_true(strlen(n->path) < sizeof(sun.sun_path));
+    memcpy(sun.sun_path, n->path, strlen(n->path) + 1);
+    assert_true((n->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) >= 0);
+    assert_int_equal(bind(n->fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+    assert_int_equal(setenv("NOTIFY_SOCKET", n->path, 1), 0);
+}
+
+static void
+notify_close(struct notify *n)
+{
+    unsetenv("NOTIFY_SOCKET");
+    close(n->fd);
+    unlink(n->path);
+    rmdir(n->dir);
+}
+
+/* The next datagram (NUL-terminated), or fail after the guard. */
+static void
+notify_recv(struct notify *n, char *buf, size_t len)
+{
+    struct pollfd p = {.fd = n->fd, .events = POLLIN};
+    ssize_t k;
+
+    assert_int_equal(poll(&p, 1, HARNESS_GUARD_MS), 1);
+    k = recv(n->fd, buf, len - 1, 0);
+    assert_true(k > 0);
+    buf[k] = '\0';
+}
+
+/* Read datagrams until one contains what; fail after the guard. */
+static void
+notify_expect(struct notify *n, const char *what, char *buf, size_t len)
+{
+    int64_t deadline = now_ms() + HARNESS_GUARD_MS;
+
+    do {
+        notify_recv(n, buf, len);
+        if (strstr(buf, what) != NULL)
+            return;
+    } while (now_ms() < deadline);
+    fail_msg("no %s from forqd", what);
+}
+
+static int
+unix_connect(const char *path)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), r;
+
+    assert_true(strlen(path) < sizeof(sun.sun_path));
+    memcpy(sun.sun_path, path, strlen(path) + 1);
+    r = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
+    close(fd);
+    return r;
+}
+
+/*
+ * READY=1 comes only when the listeners accept: the moment it arrives, a
+ * connect to the unix socket must succeed (forqd has not even been waited
+ * for otherwise). Then the watchdog pings, and STOPPING=1 on SIGTERM.
+ */
+static void
+test_notify(void **state)
+{
+    static const char *const args[] = {"--workers=2", NULL};
+    struct notify n;
+    struct harness h;
+    forq_client *c;
+    char msg[1024];
+
+    (void)state;
+    notify_open(&n);
+    setenv("WATCHDOG_USEC", "200000", 1);
+    assert_int_equal(harness_spawn_wrapped(&h, NULL, args), 0);
+    unsetenv("WATCHDOG_USEC");
+    notify_recv(&n, msg, sizeof(msg));
+    assert_non_null(strstr(msg, "READY=1"));
+    assert_int_equal(unix_connect(h.unix_addr + strlen("unix://")), 0);
+    assert_non_null(strstr(msg, "STATUS=0 queued, 0 running"));
+
+    assert_int_equal(harness_wait_ready(&h), 0);
+    assert_int_equal(forq_connect(h.addr, &c), 0);
+    assert_int_equal(forq_ping(c), 0);
+    notify_expect(&n, "WATCHDOG=1", msg, sizeof(msg));
+    assert_true(log_has(&h, "systemd watchdog: pinging every 100 ms"));
+
+    kill(h.pid, SIGTERM);
+    notify_expect(&n, "STOPPING=1", msg, sizeof(msg));
+    assert_non_null(strstr(msg, "STATUS=draining"));
+    forq_client_free(c);
+    assert_int_equal(harness_stop(&h), 0);
+    notify_close(&n);
+}
+
+/* A malformed watchdog setting is not fatal: forqd runs without pinging. */
+static void
+test_notify_bad_watchdog(void **state)
+{
+    static const char *const args[] = {"--workers=1", NULL};
+    struct notify n;
+    struct harness h;
+    char msg[1024];
+
+    (void)state;
+    notify_open(&n);
+    setenv("WATCHDOG_USEC", "soon", 1);
+    assert_int_equal(harness_spawn_wrapped(&h, NULL, args), 0);
+    unsetenv("WATCHDOG_USEC");
+    notify_recv(&n, msg, sizeof(msg));
+    assert_non_null(strstr(msg, "READY=1"));
+    assert_int_equal(harness_wait_ready(&h), 0);
+    assert_true(log_has(&h, "ignoring WATCHDOG_USEC"));
+    assert_false(log_has(&h, "systemd watchdog: pinging"));
+    assert_int_equal(harness_stop(&h), 0);
+    notify_close(&n);
+}
+
+/* ------------------------------------------------------------------ socket activation */
+
+/*
+ * systemd-socket-activate binds the socket and starts forqd only once a
+ * client connects: the client's connection waits in the backlog and is
+ * served by forqd over the passed socket. forqd's own --listen is unused.
+ */
+static void
+test_socket_activation(void **state)
+{
+    char sock[300], addr[320], wrapper_l[310], out[64];
+    const char *wrapper[] = {FORQ_SOCKET_ACTIVATE_PATH, wrapper_l, NULL};
+    static const char *const args[] = {"--workers=1", NULL};
+    struct harness h;
+    forq_client *c = NULL;
+    struct stat st;
+    int64_t deadline;
+
+    (void)state;
+    /* The dir comes from harness_spawn_wrapped; name the socket inside it after. */
+    snprintf(sock, sizeof(sock), "/tmp/forq-act-%d.sock", (int)getpid());
+    snprintf(wrapper_l, sizeof(wrapper_l), "-l%s", sock);
+    unlink(sock);
+    assert_int_equal(harness_spawn_wrapped(&h, wrapper, args), 0);
+    deadline = now_ms() + HARNESS_GUARD_MS;
+    while (stat(sock, &st) != 0) {
+        assert_true(now_ms() < deadline);
+        sleep_ms(10);
+    }
+    snprintf(addr, sizeof(addr), "unix://%s", sock);
+    assert_int_equal(forq_connect(addr, &c), 0); /* this connection starts forqd */
+    assert_int_equal(run_job(c, "echo", "activated", out, sizeof(out)), 0);
+    assert_string_equal(out, "activated");
+    wait_log(&h, "(passed by systemd)");
+    assert_false(log_has(&h, "listening on tcp://"));
+    forq_client_free(c);
+    assert_int_equal(harness_stop(&h), 0);
+    /* The socket belongs to whoever created it: forqd does not unlink it. */
+    assert_int_equal(stat(sock, &st), 0);
+    unlink(sock);
+}
+
+/* ------------------------------------------------------------------ drain */
+
+/*
+ * SIGTERM with one job running and three queued: the connection stays up,
+ * the running job finishes and the WAIT sent before the signal gets its
+ * result, a new SUBMIT is refused with `shutdown`, new connections are
+ * refused, forqd exits 0; after a restart the three queued jobs run.
+ */
+static void
+test_drain(void **state)
+{
+    static const char *const args[] = {"--workers=1", "--drain-timeout-ms=60000", NULL};
+    struct harness h;
+    forq_client *c;
+    forq_future *run, *queued[3], *f;
+    struct msg_decoder d;
+    struct msg_request req = {.op = MSG_OP_WAIT, .rid = 7};
+    struct msg_response resp;
+    const void *data;
+    uint8_t *body;
+    size_t len;
+    uint64_t ids[3];
+    char out[64];
+    int fd;
+
+    (void)state;
+    assert_int_equal(harness_start(&h, args), 0);
+    assert_int_equal(forq_connect(h.addr, &c), 0);
+    assert_true((fd = harness_connect(&h)) >= 0);
+    assert_int_equal(msg_decoder_init(&d), 0);
+    assert_int_equal(forq_submit(c, "sleep", "700", 3, NULL, &run), 0);
+    assert_true(harness_wait_running(c, forq_future_id(run)) > 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(forq_submit(c, "echo", "later", 5, NULL, &queued[i]), 0);
+        ids[i] = forq_future_id(queued[i]);
+    }
+    req.u.wait.id = forq_future_id(run);
+    req.u.wait.timeout_ms = -1;
+    assert_int_equal(harness_send_request(fd, &req), 0);
+
+    kill(h.pid, SIGTERM);
+    wait_log(&h, "draining (timeout 60000 ms)");
+    assert_int_equal(forq_submit(c, "echo", "x", 1, NULL, &f), FORQ_ERR_SHUTDOWN);
+    assert_true(harness_connect(&h) < 0); /* the listener is closed */
+    /* The reply to the WAIT made before the signal arrives before forqd exits. */
+    assert_int_equal(harness_recv_frame(fd, &body, &len), 0);
+    assert_int_equal(msg_decode_response(&d, MSG_OP_WAIT, body, len, &resp), 0);
+    assert_int_equal(resp.err.code, 0);
+    assert_int_equal(resp.job.state, FORQ_STATE_SUCCEEDED);
+    free(body);
+    assert_int_equal(harness_stop_keep(&h), 0);
+    assert_true(log_has(&h, "drained: no job is running"));
+    forq_future_free(run);
+    for (int i = 0; i < 3; i++)
+        forq_future_free(queued[i]);
+    forq_client_free(c);
+    msg_decoder_fini(&d);
+    close(fd);
+
+    assert_int_equal(harness_restart(&h, args), 0);
+    assert_int_equal(forq_connect(h.addr, &c), 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(forq_future_from_id(c, ids[i], &f), 0);
+        assert_int_equal(forq_future_result(f, HARNESS_GUARD_MS, &data, &len), 0);
+        assert_int_equal(len, 5);
+        forq_future_free(f);
+    }
+    assert_int_equal(run_job(c, "echo", "new", out, sizeof(out)), 0);
+    forq_client_free(c);
+    assert_int_equal(harness_stop(&h), 0);
+}
+
+/*
+ * Past the drain timeout the running job is stopped and queued again, its
+ * attempt not counted: after the restart it runs as attempt 1 of 1.
+ */
+static void
+test_drain_timeout(void **state)
+{
+    static const char *const args[] = {"--workers=1", "--drain-timeout-ms=200", NULL};
+    struct harness h;
+    struct forq_job_info info;
+    forq_client *c;
+    forq_future *f;
+    uint64_t id;
+
+    (void)state;
+    assert_int_equal(harness_start(&h, args), 0);
+    assert_int_equal(forq_connect(h.addr, &c), 0);
+    assert_int_equal(forq_submit(c, "sleep", "600000", 6, NULL, &f), 0);
+    id = forq_future_id(f);
+    assert_true(harness_wait_running(c, id) > 0);
+    forq_future_free(f);
+    forq_client_free(c);
+    assert_int_equal(harness_stop_keep(&h), 0);
+    assert_true(log_has(&h, "drain timeout (200 ms)"));
+    assert_true(log_has(&h, "was still running; queued again"));
+
+    assert_int_equal(harness_restart(&h, args), 0);
+    assert_int_equal(forq_connect(h.addr, &c), 0);
+    assert_true(harness_wait_running(c, id) > 0);
+    assert_int_equal(forq_status(c, id, &info), 0);
+    assert_int_equal(info.attempts, 1);
+    forq_job_info_clear(&info);
+    assert_int_equal(forq_cancel_running(c, id), 0);
+    forq_client_free(c);
+    assert_int_equal(harness_stop(&h), 0);
+}
+
+/* A second SIGTERM ends the drain at once; the job still goes back to its queue. */
+static void
+test_drain_twice(void **state)
+{
+    static const char *const args[] = {"--workers=1", "--drain-timeout-ms=600000", NULL};
+    struct harness h;
+    forq_client *c;
+    forq_future *f;
+    int status;
+
+    (void)state;
+    assert_int_equal(harness_start(&h, args), 0);
+    assert_int_equal(forq_connect(h.addr, &c), 0);
+    assert_int_equal(forq_submit(c, "sleep", "600000", 6, NULL, &f), 0);
+    assert_true(harness_wait_running(c, forq_future_id(f)) > 0);
+    kill(h.pid, SIGTERM);
+    wait_log(&h, "draining (timeout 600000 ms)");
+    kill(h.pid, SIGTERM);
+    assert_int_equal(waitpid(h.pid, &status, 0), h.pid);
+    h.pid = 0;
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_true(log_has(&h, "again: stopping now"));
+    assert_true(log_has(&h, "was still running; queued again"));
+    forq_future_free(f);
+    forq_client_free(c);
+    (void)harness_stop(&h); /* reaped above: this removes the temp dir */
+}
+
+/* ------------------------------------------------------------------ reload */
+
+static void
+write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    assert_non_null(f);
+    assert_true(fputs(text, f) >= 0);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* SIGHUP and wait for the reload's outcome in the log (the nth of them). */
+static void
+reload(struct harness *h, int nth)
+{
+    int64_t deadline = now_ms() + HARNESS_GUARD_MS;
+
+    kill(h->pid, SIGHUP);
+    while (log_count(h, "reloaded the configuration") +
+               log_count(h, "keeping the running configuration") <
+           nth) {
+        assert_true(now_ms() < deadline);
+        sleep_ms(10);
+    }
+}
+
+/* Worker pids from STATS; all different from old's (the workers were replaced)? */
+static int
+all_replaced(forq_client *c, const pid_t *old, int n)
+{
+    pid_t now[16];
+    int k = harness_worker_pids(c, now, 16);
+
+    if (k != n)
+        return 0;
+    for (int i = 0; i < k; i++)
+        for (int j = 0; j < n; j++)
+            if (now[i] == old[j] || now[i] <= 0)
+                return 0;
+    return 1;
+}
+
+/*
+ * A task added to the config file is usable after SIGHUP, on connections
+ * opened before it; the workers are replaced. A bad file changes nothing,
+ * and a restart-only setting is kept with a warning. Removing the task makes
+ * a queued job of it fail with unknown_task.
+ */
+static void
+test_reload(void **state)
+{
+    char conf[300], arg[320], out[256];
+    const char *args[] = {arg, "--workers=2", NULL};
+    struct harness h;
+    forq_client *c;
+    struct msg_decoder d;
+    struct msg_request req = {.op = MSG_OP_PING, .rid = 1};
+    struct msg_response resp;
+    forq_future *sleeper, *queued;
+    const void *data;
+    size_t len;
+    uint8_t *buf;
+    pid_t old[16];
+    int64_t deadline;
+    int fd, nold;
+
+    (void)state;
+    snprintf(conf, sizeof(conf), "/tmp/forq-reload-%d.conf", (int)getpid());
+    snprintf(arg, sizeof(arg), "--config=%s", conf);
+    write_file(conf, "[forqd]\nlog_level = info\n");
+    assert_int_equal(harness_start(&h, args), 0);
+    assert_int_equal(forq_connect(h.addr, &c), 0);
+    assert_true((fd = harness_connect(&h)) >= 0);
+    assert_int_equal(msg_decoder_init(&d), 0);
+    assert_int_equal(run_job(c, "hello", "", out, sizeof(out)), FORQ_ERR_UNKNOWN_TASK);
+    assert_true((nold = harness_worker_pids(c, old, 16)) == 2);
+
+    /* A new exec task. */
+    write_file(conf, "[forqd]\nlog_level = info\n\n[task.hello]\nexec = /bin/echo hi\n");
+    reload(&h, 1);
+    assert_int_equal(run_job(c, "hello", "", out, sizeof(out)), 0);
+    assert_string_equal(out, "hi\n");
+    assert_true(log_has(&h, "task definitions changed"));
+    deadline = now_ms() + HARNESS_GUARD_MS;
+    while (!all_replaced(c, old, nold)) {
+        assert_true(now_ms() < deadline);
+        sleep_ms(10);
+    }
+    /* The raw connection opened before the reload still answers. */
+    assert_int_equal(harness_call(fd, &d, &req, &resp, &buf), 0);
+    assert_int_equal(resp.err.code, 0);
+    free(buf);
+
+    /* A file with an error: nothing changes, forqd keeps serving. */
+    write_file(conf, "[forqd]\nworkers = many\n");
+    reload(&h, 2);
+    assert_true(log_has(&h, "workers: expected a number"));
+    assert_int_equal(run_job(c, "hello", "", out, sizeof(out)), 0);
+    assert_string_equal(out, "hi\n");
+
+    /* A restart-only setting is kept; the rest applies. */
+    write_file(conf, "[forqd]\ndurability = normal\nlog_level = debug\n\n[task.hello]\n"
+                     "exec = /bin/echo hi\n");
+    reload(&h, 3);
+    assert_true(log_has(&h, "reload: durability changed; it takes effect at the next start"));
+    assert_int_equal(harness_worker_pids(c, old, 16), 2);
+    assert_int_equal(log_count(&h, "task definitions changed"), 1); /* tasks unchanged */
+
+    /* Remove the task while a job of it waits behind two sleepers. */
+    assert_int_equal(forq_submit(c, "sleep", "400", 3, NULL, &sleeper), 0);
+    {
+        forq_future *second;
+
+        assert_int_equal(forq_submit(c, "sleep", "400", 3, NULL, &second), 0);
+        assert_true(harness_wait_running(c, forq_future_id(second)) > 0);
+        assert_true(harness_wait_running(c, forq_future_id(sleeper)) > 0);
+        assert_int_equal(forq_submit(c, "hello", "", 0, NULL, &queued), 0);
+        write_file(conf, "[forqd]\nlog_level = info\n");
+        reload(&h, 4);
+        assert_int_equal(forq_future_result(second, HARNESS_GUARD_MS, &data, &len), 0);
+        forq_future_free(second);
+    }
+    assert_int_equal(forq_future_result(sleeper, HARNESS_GUARD_MS, &data, &len), 0);
+    assert_int_equal(forq_future_result(queued, HARNESS_GUARD_MS, &data, &len),
+                     FORQ_ERR_UNKNOWN_TASK);
+    assert_non_null(strstr(forq_future_error(queued), "removed by a reload"));
+    wait_state(c, forq_future_id(queued), FORQ_STATE_FAILED);
+    assert_int_equal(log_count(&h, "task definitions changed"), 2);
+    assert_int_equal(run_job(c, "hello", "", out, sizeof(out)), FORQ_ERR_UNKNOWN_TASK);
+    assert_int_equal(run_job(c, "echo", "still", out, sizeof(out)), 0);
+    forq_future_free(sleeper);
+    forq_future_free(queued);
+
+    msg_decoder_fini(&d);
+    close(fd);
+    forq_client_free(c);
+    assert_int_equal(harness_stop(&h), 0);
+    unlink(conf);
+}
+
+/* ------------------------------------------------------------------ metrics */
+
+/* GET path from the metrics port; the whole response into buf. Returns its length. */
+static size_t
+http_get(int port, const char *path, char *buf, size_t len)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    char req[256];
+    size_t n = 0;
+    ssize_t k;
+    int fd;
+
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_true((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n", path);
+    assert_true(harness_send(fd, req, strlen(req)) == 0);
+    while (n < len - 1 && (k = read(fd, buf + n, len - 1 - n)) > 0)
+        n += (size_t)k;
+    buf[n] = '\0';
+    close(fd);
+    return n;
+}
+
+/* The value of the sample line starting with "name " (exact series), or -1. */
+static double
+sample(const char *body, const char *series)
+{
+    size_t n = strlen(series);
+
+    for (const char *p = body; p != NULL && *p != '\0'; p = strchr(p, '\n'), p = p ? p + 1 : p)
+        if (strncmp(p, series, n) == 0 && p[n] == ' ')
+            return strtod(p + n + 1, NULL);
+    return -1;
+}
+
+static void
+test_metrics(void **state)
+{
+    static const char *const args[] = {"--workers=2", "--metrics-listen=tcp://127.0.0.1:0", NULL};
+    static char body[1 << 16];
+    struct harness h;
+    forq_client *c;
+    char log[16384], out[64];
+    const char *p;
+    int port;
+
+    (void)state;
+    assert_int_equal(harness_start(&h, args), 0);
+    harness_read_log(&h, log, sizeof(log));
+    assert_non_null(p = strstr(log, "metrics on http://127.0.0.1:"));
+    port = atoi(p + strlen("metrics on http://127.0.0.1:"));
+    assert_true(port > 0);
+    assert_int_equal(forq_connect(h.addr, &c), 0);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(run_job(c, "echo", "m", out, sizeof(out)), 0);
+    assert_int_equal(run_job(c, "fail", "no", out, sizeof(out)), FORQ_ERR_TASK_FAILED);
+
+    http_get(port, "/metrics", body, sizeof(body));
+    assert_non_null(strstr(body, "HTTP/1.0 200") ? body : strstr(body, "HTTP/1.1 200"));
+    assert_non_null(strstr(body, "text/plain; version=0.0.4"));
+    assert_non_null(p = strstr(body, "\r\n\r\n"));
+    p += 4;
+    assert_true(sample(p, "forq_up") == 1);
+    assert_true(sample(p, "forq_jobs_submitted_total") == 6);
+    assert_true(sample(p, "forq_jobs_succeeded_total") == 5);
+    assert_true(sample(p, "forq_jobs_failed_total") == 1);
+    assert_true(sample(p, "forq_queue_depth{queue=\"default\"}") == 0);
+    assert_true(sample(p, "forq_job_run_seconds_count") == 6);
+    assert_true(sample(p, "forq_job_run_seconds_bucket{le=\"+Inf\"}") == 6);
+    assert_true(sample(p, "forq_job_wait_seconds_count") == 6);
+    assert_true(sample(p, "forq_store_commit_seconds_count") >= 1);
+    assert_true(sample(p, "forq_store_batch_size_count") >= 1);
+    assert_true(sample(p, "forq_workers{state=\"idle\"}") == 2);
+    assert_true(sample(p, "forq_worker_restarts_total") == 0);
+
+    http_get(port, "/nope", body, sizeof(body));
+    assert_non_null(strstr(body, " 404 "));
+    /* The daemon kept serving through the scrapes. */
+    assert_int_equal(run_job(c, "echo", "after", out, sizeof(out)), 0);
+    forq_client_free(c);
+    assert_int_equal(harness_stop(&h), 0);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_notify),
+        cmocka_unit_test(test_notify_bad_watchdog),
+        cmocka_unit_test(test_socket_activation),
+        cmocka_unit_test(test_drain),
+        cmocka_unit_test(test_drain_timeout),
+        cmocka_unit_test(test_drain_twice),
+        cmocka_unit_test(test_reload),
+        cmocka_unit_test(test_metrics),
+    };
+
+    signal(SIGPIPE, SIG_IGN);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
