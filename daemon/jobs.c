@@ -46,7 +46,7 @@ struct jobs {
     uint64_t store_failures;    /* records that could not even be allocated */
     uint64_t transition_failures; /* records the store refused (for the log) */
     uint64_t finish_failed;     /* jobs whose FINISH waits to be written again */
-    uint64_t finishing;         /* FINISH records the store has not answered yet */
+    uint64_t in_store;          /* records put to the store, not answered yet */
 
     uint64_t running;
     uint64_t submitted, succeeded, failed, cancelled, retried;
@@ -217,6 +217,14 @@ jobs_origin_get(const struct store_rec *rec)
     return o;
 }
 
+/* Hand rec to the store; its answer comes to jobs_store_done_cb. */
+static void
+jobs_store_put(struct jobs *s, struct store_rec *rec)
+{
+    s->in_store++;
+    store_put(s->store, rec);
+}
+
 /*
  * Record a transition. Returns 1 when a record is on its way, 0 when there is
  * no store or no memory for the record (the transition is then not durable:
@@ -235,6 +243,15 @@ jobs_record(struct jobs *s, int op, const struct job *job, const struct jobs_ori
         return 0;
     }
     jobs_store_view(s, job, &rec->job);
+    /*
+     * The task's name belongs to the configuration, which a reload frees
+     * while the store thread may still be reading the record: an INSERT (the
+     * only record that writes the name) carries its own copy.
+     */
+    if (op == STORE_INSERT) {
+        snprintf(rec->task, sizeof(rec->task), "%s", rec->job.task);
+        rec->job.task = rec->task;
+    }
     if (op != STORE_INSERT) { /* the payload may move (job_shrink) before the store reads */
         rec->job.payload = NULL;
         rec->job.payload_len = 0;
@@ -257,7 +274,7 @@ jobs_record(struct jobs *s, int op, const struct job *job, const struct jobs_ori
     }
     if (o != NULL)
         jobs_origin_put(rec, o);
-    store_put(s->store, rec);
+    jobs_store_put(s, rec);
     return 1;
 }
 
@@ -292,7 +309,6 @@ jobs_finish(struct jobs *s, struct job *job, int state)
         s->cancelled++;
     }
     job->unsynced = (uint8_t)jobs_record(s, STORE_FINISH, job, NULL);
-    s->finishing += job->unsynced;
     if (!job->unsynced)
         jobs_wake_waiters(job, 0);
     /* Only the id map points at it now (the pool and the queue let go of it). */
@@ -480,15 +496,17 @@ jobs_put_back(struct jobs *s, struct job *job)
 }
 
 /*
- * While draining: the last running job has ended and its outcome is stored,
- * so its waiters have their answers.
+ * While draining: the last running job has ended and the store has answered
+ * every record (outcomes are settled and their waiters told; submissions
+ * accepted or refused; lookups answered), so nothing a client waits for is
+ * left behind.
  */
 static void
 jobs_drain_check(struct jobs *s)
 {
     void (*done)(void *arg) = s->drained;
 
-    if (!s->draining || s->running > 0 || s->finishing > 0 || done == NULL)
+    if (!s->draining || s->running > 0 || s->in_store > 0 || done == NULL)
         return;
     s->drained = NULL;
     done(s->drained_arg);
@@ -676,7 +694,6 @@ jobs_settle(struct jobs *s, struct store_rec *rec)
 {
     struct job *job = idmap_get(&s->jobs, rec->job.id);
 
-    s->finishing--;
     if (job == NULL || !job->unsynced)
         return;
     if (rec->status != 0) {
@@ -688,7 +705,6 @@ jobs_settle(struct jobs *s, struct store_rec *rec)
         jobs_wake_waiters(job, 0);
         jobs_evict(s);
     }
-    jobs_drain_check(s); /* the waiters of the last job to end have their answer now */
 }
 
 /* Write again the FINISH records the store refused (from the purge timer). */
@@ -701,7 +717,6 @@ jobs_retry_finishes(struct jobs *s)
         if (s->finish_failed == 0)
             break;
         if (job->finish_failed && jobs_record(s, STORE_FINISH, job, NULL)) {
-            s->finishing++;
             job->finish_failed = 0;
             s->finish_failed--;
         }
@@ -750,6 +765,7 @@ jobs_store_done_cb(void *arg, struct store_rec *rec)
 {
     struct jobs *s = arg;
 
+    s->in_store--;
     switch (rec->op) {
     case STORE_INSERT:
         jobs_inserted(s, rec);
@@ -774,6 +790,7 @@ jobs_store_done_cb(void *arg, struct store_rec *rec)
                     (unsigned long long)s->transition_failures);
     }
     store_rec_free(rec);
+    jobs_drain_check(s);
 }
 
 /* ------------------------------------------------------------------ recovery */
@@ -1080,7 +1097,7 @@ jobs_submit_dup(struct jobs *s, const struct job *dup, const struct jobs_origin 
         return FORQ_ERR_NOMEM;
     rec->job.id = dup->id;
     jobs_origin_put(rec, o);
-    store_put(s->store, rec);
+    jobs_store_put(s, rec);
     return 0;
 }
 
@@ -1188,7 +1205,7 @@ jobs_lookup(struct jobs *s, uint64_t id, const struct jobs_origin *o)
         return FORQ_ERR_NOMEM;
     rec->job.id = id;
     jobs_origin_put(rec, o);
-    store_put(s->store, rec);
+    jobs_store_put(s, rec);
     return 0;
 }
 

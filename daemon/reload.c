@@ -27,16 +27,19 @@ reload_str_equal(const char *a, const char *b)
     return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
+static void
+reload_warn_str(const char *name, const char *cur, const char *next)
+{
+    if (!reload_str_equal(cur, next))
+        log_warn("reload: %s changed; it takes effect at the next start", name);
+}
+
 /* Swap owned string fields so that next carries cur's value (and cur frees next's). */
 static void
-reload_keep_str(const char *name, char **cur, char **next)
+reload_swap_str(char **cur, char **next)
 {
-    char *t;
+    char *t = *cur;
 
-    if (reload_str_equal(*cur, *next))
-        return;
-    log_warn("reload: %s changed; it takes effect at the next start", name);
-    t = *cur;
     *cur = *next;
     *next = t;
 }
@@ -55,30 +58,39 @@ reload_listen_equal(const struct config *a, const struct config *b)
 /*
  * Settings the running daemon cannot change (sockets, the store, the size
  * of the workers' shared slots): next gets the running values back, so that
- * srv->cfg always describes what is in effect.
+ * srv->cfg always describes what is in effect. The numbers are copied now;
+ * the strings move by reload_keep_strings, once the reload is sure to be
+ * applied (cur must stay whole if it is not).
  */
 static void
-reload_keep_restart_only(struct config *cur, struct config *next)
+reload_keep_restart_only(const struct config *cur, struct config *next)
 {
-    if (!reload_listen_equal(cur, next)) {
-        char *t[CONFIG_LISTEN_MAX];
-        size_t n = cur->nlisten;
-
+    if (!reload_listen_equal(cur, next))
         log_warn("reload: listen changed; it takes effect at the next start");
-        memcpy(t, cur->listen, sizeof(t));
-        memcpy(cur->listen, next->listen, sizeof(t));
-        memcpy(next->listen, t, sizeof(t));
-        cur->nlisten = next->nlisten;
-        next->nlisten = n;
-    }
+    reload_warn_str("data", cur->data_dir, next->data_dir);
+    reload_warn_str("metrics_listen", cur->metrics_listen, next->metrics_listen);
     RELOAD_KEEP("workers", workers);
     RELOAD_KEEP("durability", durability);
     RELOAD_KEEP("max_db_size", max_db_bytes);
     RELOAD_KEEP("max_frame", max_frame);
     RELOAD_KEEP("max_payload", max_payload);
     RELOAD_KEEP("max_result", max_result);
-    reload_keep_str("data", &cur->data_dir, &next->data_dir);
-    reload_keep_str("metrics_listen", &cur->metrics_listen, &next->metrics_listen);
+}
+
+/* next takes cur's restart-only strings (and cur, about to be freed, next's). */
+static void
+reload_keep_strings(struct config *cur, struct config *next)
+{
+    char *t[CONFIG_LISTEN_MAX];
+    size_t n = cur->nlisten;
+
+    memcpy(t, cur->listen, sizeof(t));
+    memcpy(cur->listen, next->listen, sizeof(t));
+    memcpy(next->listen, t, sizeof(t));
+    cur->nlisten = next->nlisten;
+    next->nlisten = n;
+    reload_swap_str(&cur->data_dir, &next->data_dir);
+    reload_swap_str(&cur->metrics_listen, &next->metrics_listen);
 }
 
 int
@@ -104,6 +116,7 @@ reload_run(struct server *srv)
         log_err("reload: %s; keeping the running configuration", why);
         goto fail;
     }
+    reload_keep_strings(old, next);
     log_set_level(next->log_level);
     srv->cfg = next; /* the jobs borrow from next now; old is nobody's */
     config_fini(old);

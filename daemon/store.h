@@ -29,6 +29,8 @@ struct metrics;
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include "forq.h"
+
 struct event_base;
 struct store;
 
@@ -91,6 +93,7 @@ struct store_rec {
     struct store_job job;
     uint64_t cookie[3];  /* the caller's, untouched (e.g. who asked) */
     void *owned;         /* the store's: lookup data; freed by store_rec_free */
+    char task[FORQ_NAME_MAX + 1]; /* the caller's: room for job.task to point at */
     STAILQ_ENTRY(store_rec) link;
 };
 

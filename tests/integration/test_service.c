@@ -127,6 +127,46 @@ wait_state(forq_client *c, uint64_t id, int state)
     }
 }
 
+/*
+ * The gate task: an exec task that runs until the test creates a file, so a
+ * job is certainly still running when the test needs it to be, and ends
+ * when the test says (no race with a sleep's length).
+ */
+static char gate_script[128], gate_file[128];
+
+/* Write the gate's script; returns the command for --task gate=... or exec =. */
+static const char *
+gate_setup(void)
+{
+    static char cmd[160];
+    FILE *f;
+
+    snprintf(gate_script, sizeof(gate_script), "/tmp/forq-gate-%d.sh", (int)getpid());
+    snprintf(gate_file, sizeof(gate_file), "/tmp/forq-gate-%d.open", (int)getpid());
+    unlink(gate_file);
+    assert_non_null(f = fopen(gate_script, "w"));
+    fprintf(f, "while [ ! -e %s ]; do sleep 0.01; done\necho through\n", gate_file);
+    assert_int_equal(fclose(f), 0);
+    snprintf(cmd, sizeof(cmd), "/bin/sh %s", gate_script);
+    return cmd;
+}
+
+static void
+gate_open(void)
+{
+    int fd = open(gate_file, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+
+    assert_true(fd >= 0);
+    close(fd);
+}
+
+static void
+gate_cleanup(void)
+{
+    unlink(gate_file);
+    unlink(gate_script);
+}
+
 /* ------------------------------------------------------------------ the notify socket */
 
 struct notify {
@@ -314,7 +354,8 @@ test_socket_activation(void **state)
 static void
 test_drain(void **state)
 {
-    static const char *const args[] = {"--workers=1", "--drain-timeout-ms=60000", NULL};
+    char task[200];
+    const char *args[] = {"--workers=1", "--drain-timeout-ms=60000", task, NULL};
     struct harness h;
     forq_client *c;
     forq_future *run, *queued[3], *f;
@@ -329,12 +370,13 @@ test_drain(void **state)
     int fd;
 
     (void)state;
+    snprintf(task, sizeof(task), "--task=gate=%s", gate_setup());
     assert_int_equal(harness_start(&h, args), 0);
     assert_int_equal(forq_connect(h.addr, &c), 0);
     assert_true((fd = harness_connect(&h)) >= 0);
     assert_int_equal(msg_decoder_init(&d), 0);
-    assert_int_equal(forq_submit(c, "sleep", "700", 3, NULL, &run), 0);
-    assert_true(harness_wait_running(c, forq_future_id(run)) > 0);
+    assert_int_equal(forq_submit(c, "gate", "", 0, NULL, &run), 0);
+    wait_state(c, forq_future_id(run), FORQ_STATE_RUNNING);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(forq_submit(c, "echo", "later", 5, NULL, &queued[i]), 0);
         ids[i] = forq_future_id(queued[i]);
@@ -347,11 +389,15 @@ test_drain(void **state)
     wait_log(&h, "draining (timeout 60000 ms)");
     assert_int_equal(forq_submit(c, "echo", "x", 1, NULL, &f), FORQ_ERR_SHUTDOWN);
     assert_true(harness_connect(&h) < 0); /* the listener is closed */
+    assert_true(kill(h.pid, 0) == 0);       /* still there: the gate job runs */
+    gate_open();
     /* The reply to the WAIT made before the signal arrives before forqd exits. */
     assert_int_equal(harness_recv_frame(fd, &body, &len), 0);
     assert_int_equal(msg_decode_response(&d, MSG_OP_WAIT, body, len, &resp), 0);
     assert_int_equal(resp.err.code, 0);
     assert_int_equal(resp.job.state, FORQ_STATE_SUCCEEDED);
+    assert_int_equal(resp.job.result.len, 8);
+    assert_memory_equal(resp.job.result.ptr, "through\n", 8);
     free(body);
     assert_int_equal(harness_stop_keep(&h), 0);
     assert_true(log_has(&h, "drained: no job is running"));
@@ -373,6 +419,7 @@ test_drain(void **state)
     assert_int_equal(run_job(c, "echo", "new", out, sizeof(out)), 0);
     forq_client_free(c);
     assert_int_equal(harness_stop(&h), 0);
+    gate_cleanup();
 }
 
 /*
@@ -441,6 +488,66 @@ test_drain_twice(void **state)
     (void)harness_stop(&h); /* reaped above: this removes the temp dir */
 }
 
+/*
+ * SIGTERM right behind a burst of submissions: forqd answers every one
+ * before it exits (accepted, or refused with shutdown), and every accepted
+ * job is there after the restart. The drain waits for the store's answers,
+ * not only for running jobs.
+ */
+static void
+test_drain_inflight(void **state)
+{
+    enum { BURST = 300 };
+    static const char *const args[] = {"--workers=1", "--drain-timeout-ms=600000", NULL};
+    struct msg_request req = {.op = MSG_OP_SUBMIT};
+    struct msg_response resp;
+    struct msg_decoder d;
+    struct forq_job_info info;
+    struct harness h;
+    forq_client *c;
+    uint64_t *ids = calloc(BURST, sizeof(*ids));
+    uint8_t *body;
+    size_t len;
+    int fd, nids = 0, refused = 0;
+
+    (void)state;
+    assert_non_null(ids);
+    assert_int_equal(harness_start(&h, args), 0);
+    assert_true((fd = harness_connect(&h)) >= 0);
+    assert_int_equal(msg_decoder_init(&d), 0);
+    req.u.submit.task = msg_str_c("echo");
+    req.u.submit.payload = msg_str_c("kept");
+    for (int i = 0; i < BURST; i++) {
+        req.rid = (uint64_t)i + 1;
+        assert_int_equal(harness_send_request(fd, &req), 0);
+    }
+    kill(h.pid, SIGTERM);
+    for (int i = 0; i < BURST; i++) {
+        assert_int_equal(harness_recv_frame(fd, &body, &len), 0);
+        assert_int_equal(msg_decode_response(&d, MSG_OP_SUBMIT, body, len, &resp), 0);
+        if (resp.err.code == 0)
+            ids[nids++] = resp.id;
+        else
+            refused += resp.err.code == FORQ_ERR_SHUTDOWN;
+        free(body);
+    }
+    assert_int_equal(nids + refused, BURST);
+    msg_decoder_fini(&d);
+    close(fd);
+    assert_int_equal(harness_stop_keep(&h), 0);
+
+    assert_int_equal(harness_restart(&h, args), 0);
+    assert_int_equal(forq_connect(h.addr, &c), 0);
+    for (int i = 0; i < nids; i++) {
+        assert_int_equal(forq_status(c, ids[i], &info), 0);
+        assert_string_equal(info.task, "echo");
+        forq_job_info_clear(&info);
+    }
+    forq_client_free(c);
+    assert_int_equal(harness_stop(&h), 0);
+    free(ids);
+}
+
 /* ------------------------------------------------------------------ reload */
 
 static void
@@ -453,19 +560,26 @@ write_file(const char *path, const char *text)
     assert_int_equal(fclose(f), 0);
 }
 
-/* SIGHUP and wait for the reload's outcome in the log (the nth of them). */
+/* Wait for the nth reload's outcome in the log. */
 static void
-reload(struct harness *h, int nth)
+reload_wait(struct harness *h, int nth)
 {
     int64_t deadline = now_ms() + HARNESS_GUARD_MS;
 
-    kill(h->pid, SIGHUP);
     while (log_count(h, "reloaded the configuration") +
                log_count(h, "keeping the running configuration") <
            nth) {
         assert_true(now_ms() < deadline);
         sleep_ms(10);
     }
+}
+
+/* SIGHUP and wait for the reload's outcome in the log (the nth of them). */
+static void
+reload(struct harness *h, int nth)
+{
+    kill(h->pid, SIGHUP);
+    reload_wait(h, nth);
 }
 
 /* Worker pids from STATS; all different from old's (the workers were replaced)? */
@@ -493,7 +607,8 @@ all_replaced(forq_client *c, const pid_t *old, int n)
 static void
 test_reload(void **state)
 {
-    char conf[300], arg[320], out[256];
+    char conf[300], arg[320], out[256], text[600];
+    const char *gate = gate_setup();
     const char *args[] = {arg, "--workers=2", NULL};
     struct harness h;
     forq_client *c;
@@ -511,7 +626,8 @@ test_reload(void **state)
     (void)state;
     snprintf(conf, sizeof(conf), "/tmp/forq-reload-%d.conf", (int)getpid());
     snprintf(arg, sizeof(arg), "--config=%s", conf);
-    write_file(conf, "[forqd]\nlog_level = info\n");
+    snprintf(text, sizeof(text), "[forqd]\nlog_level = info\n\n[task.gate]\nexec = %s\n", gate);
+    write_file(conf, text);
     assert_int_equal(harness_start(&h, args), 0);
     assert_int_equal(forq_connect(h.addr, &c), 0);
     assert_true((fd = harness_connect(&h)) >= 0);
@@ -520,7 +636,11 @@ test_reload(void **state)
     assert_true((nold = harness_worker_pids(c, old, 16)) == 2);
 
     /* A new exec task. */
-    write_file(conf, "[forqd]\nlog_level = info\n\n[task.hello]\nexec = /bin/echo hi\n");
+    snprintf(text, sizeof(text),
+             "[forqd]\nlog_level = info\n\n[task.gate]\nexec = %s\n\n"
+             "[task.hello]\nexec = /bin/echo hi\n",
+             gate);
+    write_file(conf, text);
     reload(&h, 1);
     assert_int_equal(run_job(c, "hello", "", out, sizeof(out)), 0);
     assert_string_equal(out, "hi\n");
@@ -542,25 +662,57 @@ test_reload(void **state)
     assert_int_equal(run_job(c, "hello", "", out, sizeof(out)), 0);
     assert_string_equal(out, "hi\n");
 
-    /* A restart-only setting is kept; the rest applies. */
-    write_file(conf, "[forqd]\ndurability = normal\nlog_level = debug\n\n[task.hello]\n"
-                     "exec = /bin/echo hi\n");
+    /*
+     * A file that parses but cannot be applied (a task whose program does
+     * not exist) changes nothing either, not even the restart-only settings
+     * it names: the next reload, back to the old file, does not see them as
+     * changed.
+     */
+    snprintf(text, sizeof(text),
+             "[forqd]\nmetrics_listen = tcp://127.0.0.1:1\n\n[task.gate]\nexec = %s\n\n"
+             "[task.broken]\nexec = /nonexistent/forq-no-such-program\n",
+             gate);
+    write_file(conf, text);
     reload(&h, 3);
+    assert_int_equal(log_count(&h, "keeping the running configuration"), 2);
+    assert_true(log_has(&h, "forq-no-such-program"));
+    assert_int_equal(log_count(&h, "reload: metrics_listen changed"), 1);
+    assert_int_equal(run_job(c, "hello", "", out, sizeof(out)), 0);
+
+    /* A restart-only setting is kept; the rest applies. */
+    assert_false(log_has(&h, " from 127.0.0.1:")); /* info: no connection lines */
+    snprintf(text, sizeof(text),
+             "[forqd]\ndurability = normal\nlog_level = debug\n\n[task.gate]\nexec = %s\n\n"
+             "[task.hello]\nexec = /bin/echo hi\n",
+             gate);
+    write_file(conf, text);
+    reload(&h, 4);
     assert_true(log_has(&h, "reload: durability changed; it takes effect at the next start"));
+    assert_int_equal(log_count(&h, "reload: metrics_listen changed"), 1);
     assert_int_equal(harness_worker_pids(c, old, 16), 2);
     assert_int_equal(log_count(&h, "task definitions changed"), 1); /* tasks unchanged */
+    {
+        int fd2 = harness_connect(&h); /* debug now: forqd logs the connection */
 
-    /* Remove the task while a job of it waits behind two sleepers. */
-    assert_int_equal(forq_submit(c, "sleep", "400", 3, NULL, &sleeper), 0);
+        assert_true(fd2 >= 0);
+        wait_log(&h, " from 127.0.0.1:");
+        close(fd2);
+    }
+
+    /* Remove the task while a job of it waits behind two gate jobs. */
+    assert_int_equal(forq_submit(c, "gate", "", 0, NULL, &sleeper), 0);
     {
         forq_future *second;
 
-        assert_int_equal(forq_submit(c, "sleep", "400", 3, NULL, &second), 0);
-        assert_true(harness_wait_running(c, forq_future_id(second)) > 0);
-        assert_true(harness_wait_running(c, forq_future_id(sleeper)) > 0);
+        assert_int_equal(forq_submit(c, "gate", "", 0, NULL, &second), 0);
+        wait_state(c, forq_future_id(second), FORQ_STATE_RUNNING);
+        wait_state(c, forq_future_id(sleeper), FORQ_STATE_RUNNING);
         assert_int_equal(forq_submit(c, "hello", "", 0, NULL, &queued), 0);
-        write_file(conf, "[forqd]\nlog_level = info\n");
-        reload(&h, 4);
+        snprintf(text, sizeof(text), "[forqd]\nlog_level = info\n\n[task.gate]\nexec = %s\n",
+                 gate);
+        write_file(conf, text);
+        reload(&h, 5);
+        gate_open();
         assert_int_equal(forq_future_result(second, HARNESS_GUARD_MS, &data, &len), 0);
         forq_future_free(second);
     }
@@ -577,6 +729,72 @@ test_reload(void **state)
 
     msg_decoder_fini(&d);
     close(fd);
+    forq_client_free(c);
+    assert_int_equal(harness_stop(&h), 0);
+    unlink(conf);
+    gate_cleanup();
+}
+
+/*
+ * SIGHUP while submissions are on their way to the store: every one is
+ * accepted, and stored under its task's name (an INSERT record must not
+ * borrow the name from the configuration the reload frees; the sanitizer
+ * build catches it reading freed memory, the restart a wrong name).
+ */
+static void
+test_reload_under_load(void **state)
+{
+    enum { ROUNDS = 5, BURST = 100 };
+    static const char text[] = "[forqd]\n\n[task.hello]\nexec = /bin/echo hi\n";
+    char conf[300], arg[320];
+    const char *args[] = {arg, "--workers=1", NULL};
+    struct msg_request req = {.op = MSG_OP_SUBMIT};
+    struct msg_response resp;
+    struct msg_decoder d;
+    struct forq_job_info info;
+    struct harness h;
+    forq_client *c;
+    uint64_t ids[ROUNDS];
+    uint8_t *body;
+    size_t len;
+    int fd;
+
+    (void)state;
+    snprintf(conf, sizeof(conf), "/tmp/forq-reload-load-%d.conf", (int)getpid());
+    snprintf(arg, sizeof(arg), "--config=%s", conf);
+    write_file(conf, text);
+    assert_int_equal(harness_start(&h, args), 0);
+    assert_true((fd = harness_connect(&h)) >= 0);
+    assert_int_equal(msg_decoder_init(&d), 0);
+    req.u.submit.task = msg_str_c("hello");
+    req.u.submit.payload = msg_str_c("");
+    for (int r = 0; r < ROUNDS; r++) {
+        for (int i = 0; i < BURST; i++) {
+            req.rid = (uint64_t)(r * BURST + i + 1);
+            assert_int_equal(harness_send_request(fd, &req), 0);
+        }
+        kill(h.pid, SIGHUP); /* while some of the burst waits for the store */
+        for (int i = 0; i < BURST; i++) {
+            assert_int_equal(harness_recv_frame(fd, &body, &len), 0);
+            assert_int_equal(msg_decode_response(&d, MSG_OP_SUBMIT, body, len, &resp), 0);
+            assert_int_equal(resp.err.code, 0);
+            ids[r] = resp.id;
+            free(body);
+        }
+        reload_wait(&h, r + 1);
+    }
+    assert_int_equal(log_count(&h, "reloaded the configuration"), ROUNDS);
+    msg_decoder_fini(&d);
+    close(fd);
+    assert_int_equal(harness_stop_keep(&h), 0);
+
+    assert_int_equal(harness_restart(&h, args), 0);
+    assert_int_equal(forq_connect(h.addr, &c), 0);
+    for (int r = 0; r < ROUNDS; r++) {
+        assert_int_equal(forq_status(c, ids[r], &info), 0);
+        assert_string_equal(info.task, "hello");
+        forq_job_info_clear(&info);
+    }
     forq_client_free(c);
     assert_int_equal(harness_stop(&h), 0);
     unlink(conf);
@@ -676,7 +894,9 @@ main(void)
         cmocka_unit_test(test_drain),
         cmocka_unit_test(test_drain_timeout),
         cmocka_unit_test(test_drain_twice),
+        cmocka_unit_test(test_drain_inflight),
         cmocka_unit_test(test_reload),
+        cmocka_unit_test(test_reload_under_load),
         cmocka_unit_test(test_metrics),
     };
 
