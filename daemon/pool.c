@@ -330,6 +330,10 @@ pool_spawn(struct pool_worker *w)
     if (pid == 0) {
         /* Its own process group: one kill(-pid) stops it and any command it runs. */
         (void)setpgid(0, 0);
+        /* A task is not forqd: it must not speak for it to systemd. */
+        (void)unsetenv("NOTIFY_SOCKET");
+        (void)unsetenv("WATCHDOG_USEC");
+        (void)unsetenv("WATCHDOG_PID");
         /* A task must not be able to scribble on its siblings' slots. */
         for (unsigned i = 0; i < p->cfg.workers; i++)
             if (i != w->idx)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <systemd/sd-daemon.h>
@@ -154,7 +155,15 @@ service_ready(struct service *sv)
 void
 service_reloading(struct service *sv)
 {
-    service_send(sv, "RELOADING=1\nSTATUS=reloading the configuration");
+    char msg[128];
+    struct timespec ts;
+
+    /* sd_notify(3): RELOADING=1 comes with the CLOCK_MONOTONIC time it began. */
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    snprintf(msg, sizeof(msg),
+             "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading the configuration",
+             (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
+    service_send(sv, msg);
 }
 
 void

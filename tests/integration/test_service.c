@@ -248,11 +248,12 @@ unix_connect(const char *path)
 static void
 test_notify(void **state)
 {
-    static const char *const args[] = {"--workers=2", NULL};
+    static const char *const args[] = {"--workers=2", "--task=env=/usr/bin/env", NULL};
     struct notify n;
     struct harness h;
     forq_client *c;
     char msg[1024];
+    static char env[65536];
 
     (void)state;
     notify_open(&n);
@@ -267,8 +268,18 @@ test_notify(void **state)
     assert_int_equal(harness_wait_ready(&h), 0);
     assert_int_equal(forq_connect(h.addr, &c), 0);
     assert_int_equal(forq_ping(c), 0);
+    /* Tasks do not inherit forqd's line to systemd. */
+    assert_int_equal(run_job(c, "env", "", env, sizeof(env)), 0);
+    assert_non_null(strstr(env, "PATH="));
+    assert_null(strstr(env, "NOTIFY_SOCKET="));
+    assert_null(strstr(env, "WATCHDOG_USEC="));
     notify_expect(&n, "WATCHDOG=1", msg, sizeof(msg));
     assert_true(log_has(&h, "systemd watchdog: pinging every 100 ms"));
+
+    kill(h.pid, SIGHUP); /* a reload: RELOADING=1 with its start time, then READY=1 */
+    notify_expect(&n, "RELOADING=1", msg, sizeof(msg));
+    assert_non_null(strstr(msg, "MONOTONIC_USEC="));
+    notify_expect(&n, "READY=1", msg, sizeof(msg));
 
     kill(h.pid, SIGTERM);
     notify_expect(&n, "STOPPING=1", msg, sizeof(msg));

@@ -477,6 +477,9 @@ static char test_dir[TEST_PATH_MAX]; /* made by test_group_setup, emptied and re
 static int
 test_group_setup(void **state)
 {
+    /* The defaults follow systemd's directories when set: not from the caller's shell. */
+    unsetenv("STATE_DIRECTORY");
+    unsetenv("RUNTIME_DIRECTORY");
     snprintf(test_dir, sizeof(test_dir), "/tmp/forq-test-config-XXXXXX");
     return mkdtemp(test_dir) != NULL ? 0 : -1;
 }
