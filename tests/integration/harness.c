@@ -31,7 +31,7 @@
 
 #define HARNESS_ARGS_MAX 64
 
-static int64_t
+int64_t
 harness_now_ms(void)
 {
     struct timespec ts;
@@ -40,7 +40,7 @@ harness_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void
+void
 harness_sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};

@@ -26,6 +26,10 @@
 
 #define HARNESS_GUARD_MS 30000
 
+/* CLOCK_MONOTONIC in ms (for guards: never for asserting speed); a sleep. */
+int64_t harness_now_ms(void);
+void harness_sleep_ms(int ms);
+
 struct harness {
     pid_t pid;           /* 0 when FORQ_TEST_ADDR is used */
     char dir[256];       /* temp dir, removed by harness_stop */

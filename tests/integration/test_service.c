@@ -32,37 +32,20 @@
 
 #include "harness.h"
 
-static void
-sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-
-    nanosleep(&ts, NULL);
-}
-
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Wait (guarded) until forqd's log contains text. */
 static void
 wait_log(const struct harness *h, const char *text)
 {
     static char log[65536];
-    int64_t deadline = now_ms() + HARNESS_GUARD_MS;
+    int64_t deadline = harness_now_ms() + HARNESS_GUARD_MS;
 
     for (;;) {
         harness_read_log(h, log, sizeof(log));
         if (strstr(log, text) != NULL)
             return;
-        if (now_ms() > deadline)
+        if (harness_now_ms() > deadline)
             fail_msg("no '%s' in the log:\n%s", text, log);
-        sleep_ms(10);
+        harness_sleep_ms(10);
     }
 }
 
@@ -112,7 +95,7 @@ static void
 wait_state(forq_client *c, uint64_t id, int state)
 {
     struct forq_job_info info;
-    int64_t deadline = now_ms() + HARNESS_GUARD_MS;
+    int64_t deadline = harness_now_ms() + HARNESS_GUARD_MS;
 
     for (;;) {
         int now;
@@ -122,8 +105,8 @@ wait_state(forq_client *c, uint64_t id, int state)
         forq_job_info_clear(&info);
         if (now == state)
             return;
-        assert_true(now_ms() < deadline);
-        sleep_ms(10);
+        assert_true(harness_now_ms() < deadline);
+        harness_sleep_ms(10);
     }
 }
 
@@ -217,13 +200,13 @@ notify_recv(struct notify *n, char *buf, size_t len)
 static void
 notify_expect(struct notify *n, const char *what, char *buf, size_t len)
 {
-    int64_t deadline = now_ms() + HARNESS_GUARD_MS;
+    int64_t deadline = harness_now_ms() + HARNESS_GUARD_MS;
 
     do {
         notify_recv(n, buf, len);
         if (strstr(buf, what) != NULL)
             return;
-    } while (now_ms() < deadline);
+    } while (harness_now_ms() < deadline);
     fail_msg("no %s from forqd", what);
 }
 
@@ -336,10 +319,10 @@ test_socket_activation(void **state)
     snprintf(wrapper_l, sizeof(wrapper_l), "-l%s", sock);
     unlink(sock);
     assert_int_equal(harness_spawn_wrapped(&h, wrapper, args), 0);
-    deadline = now_ms() + HARNESS_GUARD_MS;
+    deadline = harness_now_ms() + HARNESS_GUARD_MS;
     while (stat(sock, &st) != 0) {
-        assert_true(now_ms() < deadline);
-        sleep_ms(10);
+        assert_true(harness_now_ms() < deadline);
+        harness_sleep_ms(10);
     }
     snprintf(addr, sizeof(addr), "unix://%s", sock);
     assert_int_equal(forq_connect(addr, &c), 0); /* this connection starts forqd */
@@ -400,7 +383,7 @@ test_drain(void **state)
     wait_log(&h, "draining (timeout 60000 ms)");
     assert_int_equal(forq_submit(c, "echo", "x", 1, NULL, &f), FORQ_ERR_SHUTDOWN);
     assert_true(harness_connect(&h) < 0); /* the listener is closed */
-    assert_true(kill(h.pid, 0) == 0);       /* still there: the gate job runs */
+    assert_true(kill(h.pid, 0) == 0);     /* still there: the gate job runs */
     gate_open();
     /* The reply to the WAIT made before the signal arrives before forqd exits. */
     assert_int_equal(harness_recv_frame(fd, &body, &len), 0);
@@ -499,6 +482,66 @@ test_drain_twice(void **state)
     (void)harness_stop(&h); /* reaped above: this removes the temp dir */
 }
 
+/* Pipeline n SUBMITs of task (empty payload) on fd, rids rid0 and up. */
+static void
+submit_burst(int fd, const char *task, int n, uint64_t rid0)
+{
+    struct msg_request req = {.op = MSG_OP_SUBMIT};
+
+    req.u.submit.task = msg_str_c(task);
+    req.u.submit.payload = msg_str_c("");
+    for (int i = 0; i < n; i++) {
+        req.rid = rid0 + (uint64_t)i;
+        assert_int_equal(harness_send_request(fd, &req), 0);
+    }
+}
+
+/*
+ * Read the n SUBMIT replies of a burst: the ids accepted go to ids (*nids of
+ * them); returns how many were refused with shutdown (any other error fails).
+ */
+static int
+submit_replies(int fd, struct msg_decoder *d, int n, uint64_t *ids, int *nids)
+{
+    struct msg_response resp;
+    uint8_t *body;
+    size_t len;
+    int refused = 0;
+
+    *nids = 0;
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(harness_recv_frame(fd, &body, &len), 0);
+        assert_int_equal(msg_decode_response(d, MSG_OP_SUBMIT, body, len, &resp), 0);
+        if (resp.err.code == 0)
+            ids[(*nids)++] = resp.id;
+        else if (resp.err.code == FORQ_ERR_SHUTDOWN)
+            refused++;
+        else
+            fail_msg("SUBMIT refused: %s", forq_strerror(resp.err.code));
+        free(body);
+    }
+    return refused;
+}
+
+/* Restart forqd on its data and check that every id is stored as a job of task. */
+static void
+restart_expect_stored(struct harness *h, const char *const *args, const uint64_t *ids, int n,
+                      const char *task)
+{
+    struct forq_job_info info;
+    forq_client *c;
+
+    assert_int_equal(harness_restart(h, args), 0);
+    assert_int_equal(forq_connect(h->addr, &c), 0);
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(forq_status(c, ids[i], &info), 0);
+        assert_string_equal(info.task, task);
+        forq_job_info_clear(&info);
+    }
+    forq_client_free(c);
+    assert_int_equal(harness_stop(h), 0);
+}
+
 /*
  * SIGTERM right behind a burst of submissions: forqd answers every one
  * before it exits (accepted, or refused with shutdown), and every accepted
@@ -510,53 +553,23 @@ test_drain_inflight(void **state)
 {
     enum { BURST = 300 };
     static const char *const args[] = {"--workers=1", "--drain-timeout-ms=600000", NULL};
-    struct msg_request req = {.op = MSG_OP_SUBMIT};
-    struct msg_response resp;
     struct msg_decoder d;
-    struct forq_job_info info;
     struct harness h;
-    forq_client *c;
-    uint64_t *ids = calloc(BURST, sizeof(*ids));
-    uint8_t *body;
-    size_t len;
-    int fd, nids = 0, refused = 0;
+    uint64_t ids[BURST];
+    int fd, nids, refused;
 
     (void)state;
-    assert_non_null(ids);
     assert_int_equal(harness_start(&h, args), 0);
     assert_true((fd = harness_connect(&h)) >= 0);
     assert_int_equal(msg_decoder_init(&d), 0);
-    req.u.submit.task = msg_str_c("echo");
-    req.u.submit.payload = msg_str_c("kept");
-    for (int i = 0; i < BURST; i++) {
-        req.rid = (uint64_t)i + 1;
-        assert_int_equal(harness_send_request(fd, &req), 0);
-    }
+    submit_burst(fd, "echo", BURST, 1);
     kill(h.pid, SIGTERM);
-    for (int i = 0; i < BURST; i++) {
-        assert_int_equal(harness_recv_frame(fd, &body, &len), 0);
-        assert_int_equal(msg_decode_response(&d, MSG_OP_SUBMIT, body, len, &resp), 0);
-        if (resp.err.code == 0)
-            ids[nids++] = resp.id;
-        else
-            refused += resp.err.code == FORQ_ERR_SHUTDOWN;
-        free(body);
-    }
+    refused = submit_replies(fd, &d, BURST, ids, &nids);
     assert_int_equal(nids + refused, BURST);
     msg_decoder_fini(&d);
     close(fd);
     assert_int_equal(harness_stop_keep(&h), 0);
-
-    assert_int_equal(harness_restart(&h, args), 0);
-    assert_int_equal(forq_connect(h.addr, &c), 0);
-    for (int i = 0; i < nids; i++) {
-        assert_int_equal(forq_status(c, ids[i], &info), 0);
-        assert_string_equal(info.task, "echo");
-        forq_job_info_clear(&info);
-    }
-    forq_client_free(c);
-    assert_int_equal(harness_stop(&h), 0);
-    free(ids);
+    restart_expect_stored(&h, args, ids, nids, "echo");
 }
 
 /* ------------------------------------------------------------------ reload */
@@ -575,13 +588,13 @@ write_file(const char *path, const char *text)
 static void
 reload_wait(struct harness *h, int nth)
 {
-    int64_t deadline = now_ms() + HARNESS_GUARD_MS;
+    int64_t deadline = harness_now_ms() + HARNESS_GUARD_MS;
 
     while (log_count(h, "reloaded the configuration") +
                log_count(h, "keeping the running configuration") <
            nth) {
-        assert_true(now_ms() < deadline);
-        sleep_ms(10);
+        assert_true(harness_now_ms() < deadline);
+        harness_sleep_ms(10);
     }
 }
 
@@ -656,10 +669,10 @@ test_reload(void **state)
     assert_int_equal(run_job(c, "hello", "", out, sizeof(out)), 0);
     assert_string_equal(out, "hi\n");
     assert_true(log_has(&h, "task definitions changed"));
-    deadline = now_ms() + HARNESS_GUARD_MS;
+    deadline = harness_now_ms() + HARNESS_GUARD_MS;
     while (!all_replaced(c, old, nold)) {
-        assert_true(now_ms() < deadline);
-        sleep_ms(10);
+        assert_true(harness_now_ms() < deadline);
+        harness_sleep_ms(10);
     }
     /* The raw connection opened before the reload still answers. */
     assert_int_equal(harness_call(fd, &d, &req, &resp, &buf), 0);
@@ -719,8 +732,7 @@ test_reload(void **state)
         wait_state(c, forq_future_id(second), FORQ_STATE_RUNNING);
         wait_state(c, forq_future_id(sleeper), FORQ_STATE_RUNNING);
         assert_int_equal(forq_submit(c, "hello", "", 0, NULL, &queued), 0);
-        snprintf(text, sizeof(text), "[forqd]\nlog_level = info\n\n[task.gate]\nexec = %s\n",
-                 gate);
+        snprintf(text, sizeof(text), "[forqd]\nlog_level = info\n\n[task.gate]\nexec = %s\n", gate);
         write_file(conf, text);
         reload(&h, 5);
         gate_open();
@@ -759,16 +771,10 @@ test_reload_under_load(void **state)
     static const char text[] = "[forqd]\n\n[task.hello]\nexec = /bin/echo hi\n";
     char conf[300], arg[320];
     const char *args[] = {arg, "--workers=1", NULL};
-    struct msg_request req = {.op = MSG_OP_SUBMIT};
-    struct msg_response resp;
     struct msg_decoder d;
-    struct forq_job_info info;
     struct harness h;
-    forq_client *c;
-    uint64_t ids[ROUNDS];
-    uint8_t *body;
-    size_t len;
-    int fd;
+    uint64_t ids[ROUNDS * BURST];
+    int fd, n;
 
     (void)state;
     snprintf(conf, sizeof(conf), "/tmp/forq-reload-load-%d.conf", (int)getpid());
@@ -777,37 +783,18 @@ test_reload_under_load(void **state)
     assert_int_equal(harness_start(&h, args), 0);
     assert_true((fd = harness_connect(&h)) >= 0);
     assert_int_equal(msg_decoder_init(&d), 0);
-    req.u.submit.task = msg_str_c("hello");
-    req.u.submit.payload = msg_str_c("");
     for (int r = 0; r < ROUNDS; r++) {
-        for (int i = 0; i < BURST; i++) {
-            req.rid = (uint64_t)(r * BURST + i + 1);
-            assert_int_equal(harness_send_request(fd, &req), 0);
-        }
+        submit_burst(fd, "hello", BURST, (uint64_t)(r * BURST) + 1);
         kill(h.pid, SIGHUP); /* while some of the burst waits for the store */
-        for (int i = 0; i < BURST; i++) {
-            assert_int_equal(harness_recv_frame(fd, &body, &len), 0);
-            assert_int_equal(msg_decode_response(&d, MSG_OP_SUBMIT, body, len, &resp), 0);
-            assert_int_equal(resp.err.code, 0);
-            ids[r] = resp.id;
-            free(body);
-        }
+        assert_int_equal(submit_replies(fd, &d, BURST, ids + r * BURST, &n), 0);
+        assert_int_equal(n, BURST);
         reload_wait(&h, r + 1);
     }
     assert_int_equal(log_count(&h, "reloaded the configuration"), ROUNDS);
     msg_decoder_fini(&d);
     close(fd);
     assert_int_equal(harness_stop_keep(&h), 0);
-
-    assert_int_equal(harness_restart(&h, args), 0);
-    assert_int_equal(forq_connect(h.addr, &c), 0);
-    for (int r = 0; r < ROUNDS; r++) {
-        assert_int_equal(forq_status(c, ids[r], &info), 0);
-        assert_string_equal(info.task, "hello");
-        forq_job_info_clear(&info);
-    }
-    forq_client_free(c);
-    assert_int_equal(harness_stop(&h), 0);
+    restart_expect_stored(&h, args, ids, ROUNDS * BURST, "hello");
     unlink(conf);
 }
 
