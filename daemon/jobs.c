@@ -1464,6 +1464,12 @@ jobs_drain(struct jobs *s, void (*done)(void *arg), void *arg)
     jobs_drain_check(s);
 }
 
+uint64_t
+jobs_store_pending(const struct jobs *s)
+{
+    return s->in_store;
+}
+
 void
 jobs_counts(const struct jobs *s, uint64_t *queued, uint64_t *running, uint64_t *scheduled)
 {

@@ -224,10 +224,14 @@ void jobs_stats_free(struct msg_stats *st);
 /*
  * SIGTERM: start no more jobs (queued and scheduled ones stay put, and stay
  * in the store) and refuse SUBMIT with FORQ_ERR_SHUTDOWN; call done(arg)
- * once no job is running, at once if none is. Everything else (WAIT,
- * STATUS, CANCEL...) keeps working. Call once.
+ * once no job is running and the store has answered every record (so every
+ * submitter and waiter has its answer), at once if that is so already.
+ * Everything else (WAIT, STATUS, CANCEL...) keeps working. Call once.
  */
 void jobs_drain(struct jobs *s, void (*done)(void *arg), void *arg);
+
+/* Records handed to the store and not answered yet (their answers may be replies). */
+uint64_t jobs_store_pending(const struct jobs *s);
 
 /* Jobs queued (ready), running and scheduled right now: for status lines. */
 void jobs_counts(const struct jobs *s, uint64_t *queued, uint64_t *running, uint64_t *scheduled);

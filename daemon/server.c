@@ -346,12 +346,18 @@ server_status(void *arg, char *buf, size_t len)
              srv->nconns == 1 ? "" : "s");
 }
 
-/* 1 when every reply has been handed to the kernel. */
+/*
+ * 1 when every reply has been handed to the kernel, and the store owes no
+ * answer that would make another (a submission's, when the drain did not
+ * wait for them: drain_timeout_ms 0 or the timeout).
+ */
 static int
 server_flushed(const struct server *srv)
 {
     const struct conn *c;
 
+    if (jobs_store_pending(srv->jobs) > 0)
+        return 0;
     TAILQ_FOREACH(c, &srv->conns, link)
         if (!c->closing && conn_out_len(c) > 0)
             return 0;
@@ -372,9 +378,9 @@ server_flush_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * End the loop, but first let the replies already queued go out (results of
- * jobs that finished during the drain), for up to SERVER_FLUSH_MS: a client
- * that is not reading does not hold the shutdown up.
+ * End the loop, but first let the store answer and the replies already
+ * queued go out (results of jobs that finished during the drain), for up to
+ * SERVER_FLUSH_MS: a client that is not reading does not hold the shutdown up.
  */
 static void
 server_stop(struct server *srv)

@@ -546,19 +546,18 @@ restart_expect_stored(struct harness *h, const char *const *args, const uint64_t
  * SIGTERM right behind a burst of submissions: forqd answers every one
  * before it exits (accepted, or refused with shutdown), and every accepted
  * job is there after the restart. The drain waits for the store's answers,
- * not only for running jobs.
+ * not only for running jobs; with no drain (timeout 0) the stop still does.
  */
 static void
-test_drain_inflight(void **state)
+drain_inflight(const char *timeout)
 {
     enum { BURST = 300 };
-    static const char *const args[] = {"--workers=1", "--drain-timeout-ms=600000", NULL};
+    const char *const args[] = {"--workers=1", timeout, NULL};
     struct msg_decoder d;
     struct harness h;
     uint64_t ids[BURST];
     int fd, nids, refused;
 
-    (void)state;
     assert_int_equal(harness_start(&h, args), 0);
     assert_true((fd = harness_connect(&h)) >= 0);
     assert_int_equal(msg_decoder_init(&d), 0);
@@ -570,6 +569,20 @@ test_drain_inflight(void **state)
     close(fd);
     assert_int_equal(harness_stop_keep(&h), 0);
     restart_expect_stored(&h, args, ids, nids, "echo");
+}
+
+static void
+test_drain_inflight(void **state)
+{
+    (void)state;
+    drain_inflight("--drain-timeout-ms=600000");
+}
+
+static void
+test_stop_inflight(void **state)
+{
+    (void)state;
+    drain_inflight("--drain-timeout-ms=0");
 }
 
 /* ------------------------------------------------------------------ reload */
@@ -893,6 +906,7 @@ main(void)
         cmocka_unit_test(test_drain_timeout),
         cmocka_unit_test(test_drain_twice),
         cmocka_unit_test(test_drain_inflight),
+        cmocka_unit_test(test_stop_inflight),
         cmocka_unit_test(test_reload),
         cmocka_unit_test(test_reload_under_load),
         cmocka_unit_test(test_metrics),
