@@ -1,15 +1,17 @@
 /*
  * test_service.c — forqd as a systemd service, on a real forqd: the notify
  * protocol played by the test (READY=1 only once the socket answers,
- * WATCHDOG=1, STOPPING=1), socket activation through systemd-socket-activate,
- * the SIGTERM drain (running jobs finish, queued ones survive a restart, exit
- * 0; past the drain timeout running jobs go back to their queue uncharged),
- * SIGHUP reloads (a new exec task, a removed one, a bad file, a
- * restart-only setting; connections kept), and the metrics endpoint scraped
- * and parsed.
+ * WATCHDOG=1, RELOADING=1, STOPPING=1), socket activation through
+ * systemd-socket-activate, the SIGTERM drain (running jobs finish, queued ones
+ * survive a restart, submissions in flight are answered, exit 0; past the
+ * drain timeout running jobs go back to their queue uncharged), SIGHUP
+ * reloads (a new exec task, a removed one, a bad file, a restart-only
+ * setting; connections kept; reloads amid submissions), the log format, and
+ * the metrics endpoint scraped and parsed.
  *
  * No assertion depends on speed; waits have only generous guards.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -811,6 +813,80 @@ test_reload_under_load(void **state)
     unlink(conf);
 }
 
+/* ------------------------------------------------------------------ logs */
+
+/* Each line of forqd's log passes ok(line); returns how many lines there are. */
+static int
+log_lines(const struct harness *h, int (*ok)(const char *line))
+{
+    static char log[65536];
+    int n = 0;
+
+    harness_read_log(h, log, sizeof(log));
+    for (char *line = strtok(log, "\n"); line != NULL; line = strtok(NULL, "\n"), n++)
+        if (!ok(line))
+            fail_msg("unexpected log line: %s", line);
+    return n;
+}
+
+/* Under journald: "<P>function: text", P a syslog priority; no timestamp. */
+static int
+journal_line(const char *line)
+{
+    return line[0] == '<' && line[1] != '\0' && strchr("3467", line[1]) != NULL && line[2] == '>' &&
+           (isalpha((unsigned char)line[3]) || line[3] == '_') && strchr(line, ':') != NULL;
+}
+
+/* Otherwise: "YYYY-MM-DD HH:MM:SS.mmm forqd[PID] LEVEL function: text". */
+static int
+plain_line(const char *line)
+{
+    int y, mo, d, hh, mm, ss, ms, pid, end = 0;
+    char level[8];
+
+    return sscanf(line, "%4d-%2d-%2d %2d:%2d:%2d.%3d forqd[%d] %7s %*[^:]:%n", &y, &mo, &d, &hh,
+                  &mm, &ss, &ms, &pid, level, &end) == 9 &&
+           end > 0 && pid > 0 &&
+           (strcmp(level, "info") == 0 || strcmp(level, "warn") == 0 ||
+            strcmp(level, "error") == 0);
+}
+
+/*
+ * Logs: with JOURNAL_STREAM set (as systemd sets it for a service whose
+ * stderr is the journal) each line starts with its syslog priority and has
+ * no timestamp; --log-level=debug lets <7> lines through. Without it, lines
+ * carry a timestamp, the pid and the level, and info hides debug.
+ */
+static void
+test_logs(void **state)
+{
+    static const char *const debug[] = {"--log-level=debug", NULL};
+    struct harness h;
+    forq_client *c;
+
+    (void)state;
+    setenv("JOURNAL_STREAM", "8:12345", 1);
+    assert_int_equal(harness_spawn_wrapped(&h, NULL, debug), 0);
+    unsetenv("JOURNAL_STREAM");
+    assert_int_equal(harness_wait_ready(&h), 0);
+    assert_int_equal(forq_connect(h.addr, &c), 0);
+    assert_int_equal(forq_ping(c), 0);
+    wait_log(&h, "<7>conn_new: connection "); /* a debug line, with its priority */
+    assert_true(log_has(&h, "<6>server_new: forqd "));
+    forq_client_free(c);
+    assert_true(log_lines(&h, journal_line) > 3);
+    assert_int_equal(harness_stop(&h), 0);
+
+    unsetenv("JOURNAL_STREAM"); /* the tests may run under systemd themselves */
+    assert_int_equal(harness_start(&h, NULL), 0);
+    assert_int_equal(forq_connect(h.addr, &c), 0);
+    assert_int_equal(forq_ping(c), 0);
+    forq_client_free(c);
+    assert_true(log_lines(&h, plain_line) > 3); /* and no debug line among them */
+    assert_true(log_has(&h, " info server_new: forqd "));
+    assert_int_equal(harness_stop(&h), 0);
+}
+
 /* ------------------------------------------------------------------ metrics */
 
 /* GET path from the metrics port; the whole response into buf. Returns its length. */
@@ -909,6 +985,7 @@ main(void)
         cmocka_unit_test(test_stop_inflight),
         cmocka_unit_test(test_reload),
         cmocka_unit_test(test_reload_under_load),
+        cmocka_unit_test(test_logs),
         cmocka_unit_test(test_metrics),
     };
 
