@@ -10,15 +10,19 @@
  * and every message must name FILE:LINE, including a section's header.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <ini.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "addr.h"
@@ -48,6 +52,10 @@ enum config_kind {
     CONFIG_DURABILITY, /* full | normal | off */
     CONFIG_LOG_LEVEL,  /* err | warn | info | debug */
     CONFIG_METRICS,    /* tcp:// address, or "" / "off" for none */
+    CONFIG_TOKEN,      /* the auth token itself: config file only */
+    CONFIG_TOKEN_FILE, /* absolute path of a file holding the auth token */
+    CONFIG_UIDS,       /* users, by name or number, separated by commas or blanks */
+    CONFIG_GIDS,       /* groups, likewise */
 };
 
 /* The keys of [forqd], in config_keys order; a key's getopt code is OPT_KEY + id. */
@@ -74,6 +82,13 @@ enum config_key_id {
     KEY_PLUGIN,
     KEY_DRAIN_TIMEOUT_MS,
     KEY_METRICS_LISTEN,
+    KEY_AUTH_TOKEN,
+    KEY_AUTH_TOKEN_FILE,
+    KEY_ALLOW_UIDS,
+    KEY_ALLOW_GIDS,
+    KEY_HANDSHAKE_TIMEOUT_MS,
+    KEY_IDLE_TIMEOUT_MS,
+    KEY_FRAME_TIMEOUT_MS,
     KEY__COUNT
 };
 
@@ -83,6 +98,7 @@ struct config_key {
     uint64_t min, max; /* CONFIG_COUNT and CONFIG_SIZE only, as are the rest */
     size_t off, size;  /* the field in struct config: unsigned, size_t or uint64_t */
     uint64_t scale;    /* field = value * scale; 0 means 1 */
+    int file_only;     /* no flag: a secret must not show in ps(1) or shell history */
 };
 
 #define CONFIG_FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
@@ -124,6 +140,16 @@ static const struct config_key config_keys[KEY__COUNT] = {
     [KEY_DRAIN_TIMEOUT_MS] = {"drain_timeout_ms", CONFIG_COUNT, 0, 86400000,
                               CONFIG_FIELD(drain_timeout_ms)},
     [KEY_METRICS_LISTEN] = {"metrics_listen", CONFIG_METRICS},
+    [KEY_AUTH_TOKEN] = {"auth_token", CONFIG_TOKEN, .file_only = 1},
+    [KEY_AUTH_TOKEN_FILE] = {"auth_token_file", CONFIG_TOKEN_FILE},
+    [KEY_ALLOW_UIDS] = {"allow_uids", CONFIG_UIDS},
+    [KEY_ALLOW_GIDS] = {"allow_gids", CONFIG_GIDS},
+    [KEY_HANDSHAKE_TIMEOUT_MS] = {"handshake_timeout_ms", CONFIG_COUNT, 1, 3600000,
+                                  CONFIG_FIELD(handshake_timeout_ms)},
+    [KEY_IDLE_TIMEOUT_MS] = {"idle_timeout_ms", CONFIG_COUNT, 0, 7 * 86400000ULL,
+                             CONFIG_FIELD(idle_timeout_ms)},
+    [KEY_FRAME_TIMEOUT_MS] = {"frame_timeout_ms", CONFIG_COUNT, 0, 3600000,
+                              CONFIG_FIELD(frame_timeout_ms)},
 };
 
 /* Number fields are unsigned or 64 bits wide (size_t is, where forqd runs). */
@@ -184,6 +210,8 @@ config_init(struct config *cfg)
     cfg->retry_backoff_ms = 1000;
     cfg->retry_backoff_max_ms = 300000;
     cfg->drain_timeout_ms = 30000;
+    cfg->handshake_timeout_ms = 10000;
+    cfg->frame_timeout_ms = 30000;
 }
 
 static void
@@ -220,6 +248,17 @@ config_plugins_clear(struct config *cfg)
     cfg->nplugins = 0;
 }
 
+/* Forget the token, wiping it first: a freed secret should not linger in the heap. */
+static void
+config_token_clear(struct config *cfg)
+{
+    if (cfg->auth_token != NULL) {
+        explicit_bzero(cfg->auth_token, strlen(cfg->auth_token));
+        free(cfg->auth_token);
+        cfg->auth_token = NULL;
+    }
+}
+
 void
 config_fini(struct config *cfg)
 {
@@ -241,6 +280,9 @@ config_fini(struct config *cfg)
     cfg->metrics_listen = NULL;
     free(cfg->config_file);
     cfg->config_file = NULL;
+    config_token_clear(cfg);
+    free(cfg->auth_token_file);
+    cfg->auth_token_file = NULL;
 }
 
 /* ------------------------------------------------------------------ values */
@@ -346,8 +388,7 @@ config_add_listen(struct config *cfg, const char *what, const char *arg, char *e
 
 /* metrics_listen: a TCP address, or "" / "off" for no metrics listener. */
 static int
-config_set_metrics(struct config *cfg, const char *what, const char *arg, char *err,
-                   size_t errlen)
+config_set_metrics(struct config *cfg, const char *what, const char *arg, char *err, size_t errlen)
 {
     struct addr a;
     const char *why;
@@ -358,8 +399,7 @@ config_set_metrics(struct config *cfg, const char *what, const char *arg, char *
         return 0;
     if (addr_parse(arg, ADDR_PORT_ZERO, &a, &why) != 0 ||
         (a.kind != ADDR_TCP && (why = "the metrics listener speaks HTTP over TCP only"))) {
-        snprintf(err, errlen, "%s: expected tcp://HOST:PORT or off, got '%s' (%s)", what, arg,
-                 why);
+        snprintf(err, errlen, "%s: expected tcp://HOST:PORT or off, got '%s' (%s)", what, arg, why);
         return FORQ_ERR_INVALID;
     }
     return (cfg->metrics_listen = strdup(arg)) == NULL ? FORQ_ERR_NOMEM : 0;
@@ -381,6 +421,104 @@ config_add_plugin(struct config *cfg, const char *what, const char *arg, char *e
     if ((cfg->plugins[cfg->nplugins] = strdup(arg)) == NULL)
         return FORQ_ERR_NOMEM;
     cfg->nplugins++;
+    return 0;
+}
+
+/* A token as HELLO carries it: 1..MSG_KEY_MAX bytes of UTF-8, no control characters. */
+static int
+config_token_valid(const char *s, size_t n)
+{
+    if (n == 0 || n > MSG_KEY_MAX || !msg_utf8_valid((const uint8_t *)s, n))
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return 0;
+    return 1;
+}
+
+static int
+config_set_token(struct config *cfg, const char *what, const char *arg, char *err, size_t errlen)
+{
+    if (!config_token_valid(arg, strlen(arg))) {
+        snprintf(err, errlen,
+                 "%s: expected 1..%d bytes of UTF-8 without control characters (the value is "
+                 "not shown)",
+                 what, MSG_KEY_MAX);
+        return FORQ_ERR_INVALID;
+    }
+    config_token_clear(cfg);
+    return (cfg->auth_token = strdup(arg)) == NULL ? FORQ_ERR_NOMEM : 0;
+}
+
+static int
+config_set_token_file(struct config *cfg, const char *what, const char *arg, char *err,
+                      size_t errlen)
+{
+    free(cfg->auth_token_file);
+    cfg->auth_token_file = NULL;
+    if (arg[0] == '\0')
+        return 0;
+    if (arg[0] != '/') {
+        snprintf(err, errlen, "%s: expected an absolute path, got '%s'", what, arg);
+        return FORQ_ERR_INVALID;
+    }
+    return (cfg->auth_token_file = strdup(arg)) == NULL ? FORQ_ERR_NOMEM : 0;
+}
+
+/* One user or group, by number or by name, into *id. */
+static int
+config_id(int groups, const char *word, uint32_t *id)
+{
+    char buf[4096];
+    uint64_t v;
+
+    if (config_number(word, 0, 0, UINT32_MAX - 1, &v) == 0) {
+        *id = (uint32_t)v;
+        return 0;
+    }
+    if (groups) {
+        struct group gr, *g = NULL;
+
+        if (getgrnam_r(word, &gr, buf, sizeof(buf), &g) != 0 || g == NULL)
+            return -1;
+        *id = (uint32_t)g->gr_gid;
+    } else {
+        struct passwd pw, *p = NULL;
+
+        if (getpwnam_r(word, &pw, buf, sizeof(buf), &p) != 0 || p == NULL)
+            return -1;
+        *id = (uint32_t)p->pw_uid;
+    }
+    return 0;
+}
+
+/* allow_uids / allow_gids: the whole list, replacing the one before ("" empties it). */
+static int
+config_set_ids(struct config *cfg, int groups, const char *what, const char *arg, char *err,
+               size_t errlen)
+{
+    uint32_t *ids = groups ? cfg->allow_gids : cfg->allow_uids;
+    size_t *n = groups ? &cfg->nallow_gids : &cfg->nallow_uids;
+    const char *p = arg;
+
+    *n = 0;
+    while (*(p += strspn(p, ", \t")) != '\0') {
+        size_t len = strcspn(p, ", \t");
+        char word[256];
+
+        snprintf(word, sizeof(word), "%.*s", (int)len, p);
+        if (*n == CONFIG_IDS_MAX) {
+            snprintf(err, errlen, "%s: at most %d entries", what, CONFIG_IDS_MAX);
+            return FORQ_ERR_INVALID;
+        }
+        if (len >= sizeof(word) || config_id(groups, word, &ids[*n]) != 0) {
+            snprintf(err, errlen, "%s: no %s '%.*s' (a name or a number)", what,
+                     groups ? "group" : "user", (int)len, p);
+            return FORQ_ERR_INVALID;
+        }
+        (*n)++;
+        p += len;
+    }
     return 0;
 }
 
@@ -469,6 +607,13 @@ config_set_key(struct config *cfg, enum config_key_id id, const char *what, cons
         return 0;
     case CONFIG_METRICS:
         return config_set_metrics(cfg, what, arg, err, errlen);
+    case CONFIG_TOKEN:
+        return config_set_token(cfg, what, arg, err, errlen);
+    case CONFIG_TOKEN_FILE:
+        return config_set_token_file(cfg, what, arg, err, errlen);
+    case CONFIG_UIDS:
+    case CONFIG_GIDS:
+        return config_set_ids(cfg, config_keys[id].kind == CONFIG_GIDS, what, arg, err, errlen);
     default:
         return config_set_number(cfg, id, what, arg, err, errlen);
     }
@@ -938,6 +1083,8 @@ config_opts_build(struct config_opts *o)
     for (int id = 0; id < KEY__COUNT; id++) {
         char flag[CONFIG_FLAG_MAX];
 
+        if (config_keys[id].file_only)
+            continue;
         config_flag_name(id, flag, sizeof(flag));
         snprintf(o->names[id], sizeof(o->names[id]), "%s", flag + 2);
         o->opts[n++] = (struct option){o->names[id], required_argument, NULL, OPT_KEY + id};
@@ -1138,6 +1285,16 @@ config_scan_args(struct config *cfg, const struct config_opts *o, int argc, char
      * previous argv (a cluster like "-hV" left half read), so a second parse
      * starts clean instead of reading stale or freed memory.
      */
+    /* Before getopt, which would take "--auth-token" for --auth-token-file. */
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strncmp(argv[i], "--auth-token", 12) == 0 &&
+            (argv[i][12] == '\0' || argv[i][12] == '=')) {
+            snprintf(err, errlen,
+                     "--auth-token: the token is not taken on the command line, where ps(1) "
+                     "shows it; name a file with --auth-token-file or set auth_token in the "
+                     "config file");
+            return FORQ_ERR_INVALID;
+        }
     optind = 0;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":hVc:", o->opts, NULL)) != -1) {
@@ -1282,6 +1439,59 @@ config_check(struct config *cfg, char *err, size_t errlen)
     return config_defaults(cfg);
 }
 
+/*
+ * auth_token_file: the token is the file's one line (a final newline is
+ * dropped). The file must be a regular file that others cannot read or
+ * write. Both auth_token and auth_token_file set is an error: which one wins
+ * would be a guess. 0 or FORQ_ERR_INVALID / FORQ_ERR_NOMEM.
+ */
+static int
+config_load_token(struct config *cfg, char *err, size_t errlen)
+{
+    const char *path = cfg->auth_token_file;
+    char buf[MSG_KEY_MAX + 3];
+    struct stat st;
+    ssize_t n;
+    int fd, e = FORQ_ERR_INVALID;
+
+    if (path == NULL)
+        return 0;
+    if (cfg->auth_token != NULL) {
+        snprintf(err, errlen, "auth_token and auth_token_file are both set; keep one");
+        return FORQ_ERR_INVALID;
+    }
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+        snprintf(err, errlen, "auth_token_file %s: %s", path, strerror(errno));
+        return FORQ_ERR_INVALID;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "auth_token_file %s: not a regular file", path);
+    } else if (st.st_mode & (S_IROTH | S_IWOTH)) {
+        snprintf(err, errlen,
+                 "auth_token_file %s: others may read or write it (mode %04o); "
+                 "chmod o-rwx it",
+                 path, (unsigned)(st.st_mode & 07777));
+    } else if ((n = read(fd, buf, sizeof(buf) - 1)) < 0) {
+        snprintf(err, errlen, "auth_token_file %s: %s", path, strerror(errno));
+    } else {
+        buf[n] = '\0';
+        if (n > 0 && buf[n - 1] == '\n')
+            buf[--n] = '\0';
+        if (n > 0 && buf[n - 1] == '\r')
+            buf[--n] = '\0';
+        if (!config_token_valid(buf, (size_t)n))
+            snprintf(err, errlen,
+                     "auth_token_file %s: expected one line of 1..%d bytes of UTF-8 without "
+                     "control characters",
+                     path, MSG_KEY_MAX);
+        else
+            e = (cfg->auth_token = strdup(buf)) == NULL ? FORQ_ERR_NOMEM : 0;
+    }
+    explicit_bzero(buf, sizeof(buf));
+    close(fd);
+    return e;
+}
+
 int
 config_parse_args(struct config *cfg, int argc, char **argv, char *err, size_t errlen)
 {
@@ -1300,9 +1510,10 @@ config_parse_args(struct config *cfg, int argc, char **argv, char *err, size_t e
         e = config_load_file(cfg, file, err, errlen);
     else
         e = config_file_read(cfg, CONFIG_DEFAULT_FILE, &absent, err, errlen);
-    if (e != 0 || (e = config_apply_args(cfg, &o, argc, argv, err, errlen)) != 0)
+    if (e != 0 || (e = config_apply_args(cfg, &o, argc, argv, err, errlen)) != 0 ||
+        (e = config_check(cfg, err, errlen)) != 0)
         return e;
-    return config_check(cfg, err, errlen);
+    return config_load_token(cfg, err, errlen);
 }
 
 /* ------------------------------------------------------------------ comparing */
@@ -1428,6 +1639,27 @@ config_print_key(const struct config *cfg, enum config_key_id id, FILE *out)
     case CONFIG_METRICS:
         fprintf(out, "%s = %s\n", k->key, cfg->metrics_listen ? cfg->metrics_listen : "off");
         break;
+    case CONFIG_TOKEN: /* never the secret itself */
+        fprintf(out, "; %s = %s\n", k->key,
+                cfg->auth_token != NULL ? "(set, not shown)" : "(none)");
+        break;
+    case CONFIG_TOKEN_FILE:
+        if (cfg->auth_token_file != NULL)
+            fprintf(out, "%s = %s\n", k->key, cfg->auth_token_file);
+        else
+            fprintf(out, "; %s = (none)\n", k->key);
+        break;
+    case CONFIG_UIDS:
+    case CONFIG_GIDS: {
+        const uint32_t *ids = k->kind == CONFIG_GIDS ? cfg->allow_gids : cfg->allow_uids;
+        size_t n = k->kind == CONFIG_GIDS ? cfg->nallow_gids : cfg->nallow_uids;
+
+        fprintf(out, "%s%s =", n == 0 ? "; " : "", k->key);
+        for (size_t i = 0; i < n; i++)
+            fprintf(out, "%s %" PRIu32, i ? "," : "", ids[i]);
+        fprintf(out, "%s\n", n == 0 ? " (every peer)" : "");
+        break;
+    }
     case CONFIG_SIZE:
         config_print_size(out, k->key, config_field_get(cfg, k));
         break;
@@ -1521,6 +1753,17 @@ config_usage(FILE *out)
             "                         0: at once)\n"
             "  --metrics-listen ADDR  serve Prometheus metrics at http://ADDR/metrics;\n"
             "                         tcp://HOST:PORT or off (default off)\n"
+            "  --auth-token-file PATH clients must present the token in this file (one\n"
+            "                         line, not readable by others) in HELLO; the token\n"
+            "                         itself is set only in the file (auth_token)\n"
+            "  --allow-uids LIST      unix socket peers admitted by user (names or numbers,\n"
+            "  --allow-gids LIST      comma-separated) or by group; default: every peer\n"
+            "  --handshake-timeout-ms MS\n"
+            "                         with a token, time to pass HELLO (default 10000)\n"
+            "  --idle-timeout-ms MS   close a connection with nothing in flight after MS\n"
+            "                         of silence (default 0: never)\n"
+            "  --frame-timeout-ms MS  close a connection whose frame does not arrive\n"
+            "                         whole within MS (default 30000; 0: never)\n"
             "  --task NAME=COMMAND    declare exec task NAME: COMMAND is split into words\n"
             "                         ('...', \"...\" and \\ quote; no shell); repeatable;\n"
             "                         replaces a [task.NAME] of the file\n"

@@ -21,11 +21,12 @@
 #define CONFIG_DEFAULT_DATA   "./forq-data"
 #define CONFIG_DEFAULT_FILE   "/etc/forq/forqd.conf"
 #define CONFIG_PLUGIN_MAX     32
+#define CONFIG_IDS_MAX        64 /* uids, and gids, admitted on unix sockets */
 
 /* An exec task: section [task.NAME] with `exec = argv...` (flag --task NAME=COMMAND). */
 struct config_task {
-    char *name;        /* owned; a valid task name */
-    char **argv;       /* owned, NULL-terminated; argv[0] is the program */
+    char *name;  /* owned; a valid task name */
+    char **argv; /* owned, NULL-terminated; argv[0] is the program */
     size_t argc;
     size_t max_output; /* bytes of stdout kept as the result; 0: max_result */
 };
@@ -41,41 +42,52 @@ struct config_queue {
 struct config {
     char *listen[CONFIG_LISTEN_MAX]; /* owned strings; default CONFIG_DEFAULT_LISTEN */
     size_t nlisten;
-    unsigned workers;                /* default: online CPUs */
-    size_t max_frame;                /* largest request body */
+    unsigned workers; /* default: online CPUs */
+    size_t max_frame; /* largest request body */
     size_t max_payload, max_result;
-    size_t max_queued;               /* per queue */
+    size_t max_queued; /* per queue */
     size_t max_queues;
-    size_t max_inflight;             /* requests per connection before reading pauses */
+    size_t max_inflight; /* requests per connection before reading pauses */
     size_t max_connections;
     uint64_t result_ttl_ms;
-    char *data_dir;                  /* owned; default CONFIG_DEFAULT_DATA */
-    int durability;                  /* enum store_durability; default full */
-    uint64_t max_db_bytes;           /* 0: no limit */
-    size_t result_cache;             /* finished jobs kept in memory with a store */
-    int log_level;                   /* enum log_level */
+    char *data_dir;        /* owned; default CONFIG_DEFAULT_DATA */
+    int durability;        /* enum store_durability; default full */
+    uint64_t max_db_bytes; /* 0: no limit */
+    size_t result_cache;   /* finished jobs kept in memory with a store */
+    int log_level;         /* enum log_level */
 
     /* Job control (issue 5). */
-    uint64_t retry_backoff_ms;       /* first retry delay; doubles per attempt (default 1000) */
-    uint64_t retry_backoff_max_ms;   /* cap on a retry delay (default 300000) */
-    uint64_t max_jobs_per_worker;    /* recycle a worker after N jobs; 0: never */
-    uint64_t memory_limit;           /* RLIMIT_AS of each worker, bytes; 0: none */
+    uint64_t retry_backoff_ms;     /* first retry delay; doubles per attempt (default 1000) */
+    uint64_t retry_backoff_max_ms; /* cap on a retry delay (default 300000) */
+    uint64_t max_jobs_per_worker;  /* recycle a worker after N jobs; 0: never */
+    uint64_t memory_limit;         /* RLIMIT_AS of each worker, bytes; 0: none */
 
     /* Running as a service (issue 6). */
-    uint64_t drain_timeout_ms;       /* SIGTERM: how long running jobs may finish (30000) */
-    char *metrics_listen;            /* owned tcp:// address of the metrics listener; NULL: off */
+    uint64_t drain_timeout_ms; /* SIGTERM: how long running jobs may finish (30000) */
+    char *metrics_listen;      /* owned tcp:// address of the metrics listener; NULL: off */
+
+    /* Hostile clients (issue 7). */
+    char *auth_token;                    /* owned secret HELLO must present; NULL: no auth */
+    char *auth_token_file;               /* owned path auth_token was read from; NULL: none */
+    uint32_t allow_uids[CONFIG_IDS_MAX]; /* unix socket peers admitted by uid ... */
+    size_t nallow_uids;
+    uint32_t allow_gids[CONFIG_IDS_MAX]; /* ... or by gid; both empty: every peer */
+    size_t nallow_gids;
+    uint64_t handshake_timeout_ms; /* with a token: HELLO must pass within (10000) */
+    uint64_t idle_timeout_ms;      /* close a connection with nothing to do this long; 0: never */
+    uint64_t frame_timeout_ms;     /* a frame, once begun, must arrive within (30000); 0: never */
 
     /* Tasks beyond the built-ins. */
     char *plugins[CONFIG_PLUGIN_MAX]; /* owned paths of task plugins (.so) */
     size_t nplugins;
-    struct config_task *tasks;       /* owned array of exec tasks */
+    struct config_task *tasks; /* owned array of exec tasks */
     size_t ntasks;
-    struct config_queue *queues;     /* owned array of queue settings */
+    struct config_queue *queues; /* owned array of queue settings */
     size_t nqueues;
 
-    char *config_file;               /* owned; the file that was read, NULL: none */
+    char *config_file; /* owned; the file that was read, NULL: none */
     int show_help, show_version;
-    int check_config;                /* --check-config: print the settings, exit */
+    int check_config; /* --check-config: print the settings, exit */
 };
 
 /* Fill in the defaults. */

@@ -16,6 +16,7 @@
 #include "conn.h"
 #include "forq.h"
 #include "frame.h"
+#include "job.h"
 #include "log.h"
 #include "ops.h"
 #include "server.h"
@@ -74,6 +75,132 @@ conn_maybe_resume(struct conn *c)
     event_active(c->resume_ev, 0, 0); /* frames may already be buffered */
 }
 
+int
+conn_unauthenticated(const struct conn *c)
+{
+    return c->srv->cfg->auth_token != NULL && !c->authed;
+}
+
+/* ------------------------------------------------------------------ deadlines */
+
+/*
+ * One timer per connection serves three deadlines, checked lazily: it fires
+ * at the earliest one it was armed for, and conn_timer_cb works out which
+ * (if any) has really passed and arms it again for the next. Reads only
+ * move the idle deadline later, so they never touch the timer.
+ */
+static int
+conn_busy(const struct conn *c)
+{
+    return c->inflight > 0 || !LIST_EMPTY(&c->watches);
+}
+
+/* The earliest deadline that applies now, in job_now_us time; 0: none. */
+static uint64_t
+conn_deadline(const struct conn *c)
+{
+    const struct config *cfg = c->srv->cfg;
+    uint64_t d = 0, t;
+
+    if (conn_unauthenticated(c))
+        d = c->opened_us + cfg->handshake_timeout_ms * 1000;
+    if (cfg->frame_timeout_ms > 0 && c->frame_us != 0) {
+        t = c->frame_us + cfg->frame_timeout_ms * 1000;
+        d = d == 0 || t < d ? t : d;
+    }
+    if (cfg->idle_timeout_ms > 0) {
+        t = c->active_us + cfg->idle_timeout_ms * 1000;
+        d = d == 0 || t < d ? t : d;
+    }
+    return d;
+}
+
+/* Arm the timer for the earliest deadline, unless it already fires by then. */
+static void
+conn_timer_arm(struct conn *c, uint64_t now)
+{
+    uint64_t d = conn_deadline(c), wait;
+    struct timeval tv;
+
+    if (d == 0 || c->closing || (evtimer_pending(c->timer_ev, NULL) && c->timer_at_us <= d))
+        return;
+    wait = d > now ? d - now : 0;
+    tv.tv_sec = (time_t)(wait / 1000000);
+    tv.tv_usec = (suseconds_t)(wait % 1000000);
+    c->timer_at_us = d;
+    evtimer_add(c->timer_ev, &tv);
+}
+
+/* Tell the client why (an error with rid 0), then close. */
+static void
+conn_expire(struct conn *c, int code, const char *why)
+{
+    log_info("connection %llu (%s): %s; closing it", (unsigned long long)c->id, c->peer, why);
+    c->inflight++; /* conn_reply_err answers "a request": this notice */
+    conn_reply_err(c, 0, code, why);
+    conn_close(c, why);
+}
+
+static void
+conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    const struct config *cfg = c->srv->cfg;
+    uint64_t now = job_now_us();
+    char why[128];
+
+    (void)fd;
+    (void)what;
+    if (c->closing)
+        return;
+    if (conn_unauthenticated(c) && now >= c->opened_us + cfg->handshake_timeout_ms * 1000) {
+        snprintf(why, sizeof(why), "no HELLO with the token within handshake_timeout_ms (%llu)",
+                 (unsigned long long)cfg->handshake_timeout_ms);
+        conn_expire(c, FORQ_ERR_AUTH, why);
+        return;
+    }
+    if (cfg->frame_timeout_ms > 0 && c->frame_us != 0 &&
+        now >= c->frame_us + cfg->frame_timeout_ms * 1000) {
+        snprintf(why, sizeof(why), "a frame took longer than frame_timeout_ms (%llu) to arrive",
+                 (unsigned long long)cfg->frame_timeout_ms);
+        conn_expire(c, FORQ_ERR_TIMEOUT, why);
+        return;
+    }
+    if (cfg->idle_timeout_ms > 0 && now >= c->active_us + cfg->idle_timeout_ms * 1000) {
+        if (!conn_busy(c)) {
+            snprintf(why, sizeof(why), "idle for idle_timeout_ms (%llu)",
+                     (unsigned long long)cfg->idle_timeout_ms);
+            conn_expire(c, FORQ_ERR_TIMEOUT, why);
+            return;
+        }
+        c->active_us = now; /* waiting for a job or watching is not idle */
+    }
+    conn_timer_arm(c, now);
+}
+
+/*
+ * After a read: a frame left incomplete in the input began now if a whole
+ * one was taken before it, or earlier if not (it is the same frame). While
+ * reading is paused the delay is forqd's, not the client's: not counted.
+ */
+static void
+conn_frame_track(struct conn *c, int took_frames)
+{
+    uint64_t now;
+
+    if (c->closing || c->paused || evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
+        c->frame_us = 0;
+        return;
+    }
+    if (c->frame_us != 0 && !took_frames)
+        return;
+    now = job_now_us();
+    c->frame_us = now;
+    conn_timer_arm(c, now);
+}
+
+/* ------------------------------------------------------------------ reading */
+
 static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
@@ -97,45 +224,53 @@ static void
 conn_read_frames(struct conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
-    size_t max_frame = c->srv->cfg->max_frame;
     uint8_t hdr[FRAME_HDR_LEN];
+    int took = 0, e;
+    size_t max_frame;
     uint32_t n;
     uint8_t *p;
-    int e;
 
     while (!c->closing) {
         if (conn_should_pause(c)) {
             /* Backpressure: let the kernel's buffers fill until replies drain. */
             conn_pause(c);
-            return;
+            break;
         }
         if (evbuffer_copyout(in, hdr, sizeof(hdr)) < (ev_ssize_t)sizeof(hdr))
-            return;
+            break;
+        /* Before HELLO, nothing bigger than a HELLO: a stranger cannot make forqd buffer MiBs. */
+        max_frame = conn_unauthenticated(c) ? CONN_HELLO_FRAME_MAX : c->srv->cfg->max_frame;
         if ((e = frame_hdr_decode(hdr, max_frame, &n)) != 0) {
             c->inflight++;
             conn_reply_err(c, 0, e,
-                           e == FORQ_ERR_TOO_BIG ? "frame exceeds the server's max_frame"
-                                                 : "frame of length 0");
+                           e != FORQ_ERR_TOO_BIG      ? "frame of length 0"
+                           : conn_unauthenticated(c) ? "frame too big before authentication"
+                                                     : "frame exceeds the server's max_frame");
             conn_close(c, "bad frame header");
             return;
         }
         if (evbuffer_get_length(in) < FRAME_HDR_LEN + (size_t)n)
-            return;
+            break;
         if ((p = evbuffer_pullup(in, FRAME_HDR_LEN + (ev_ssize_t)n)) == NULL) {
             conn_close(c, "out of memory reading a frame");
             return;
         }
         c->inflight++;
+        took = 1;
         ops_dispatch(c, p + FRAME_HDR_LEN, n);
         evbuffer_drain(in, FRAME_HDR_LEN + (size_t)n);
     }
+    conn_frame_track(c, took);
 }
 
 static void
 conn_read_cb(struct bufferevent *bev, void *arg)
 {
+    struct conn *c = arg;
+
     (void)bev;
-    conn_read_frames(arg);
+    c->active_us = job_now_us();
+    conn_read_frames(c);
 }
 
 static void
@@ -204,7 +339,9 @@ conn_new(struct server *srv, evutil_socket_t fd, const char *peer, struct conn *
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->resume_ev = event_new(srv->base, -1, 0, conn_resume_cb, c);
-    if (c->bev == NULL || c->resume_ev == NULL) {
+    c->timer_ev = evtimer_new(srv->base, conn_timer_cb, c);
+    c->opened_us = c->active_us = job_now_us();
+    if (c->bev == NULL || c->resume_ev == NULL || c->timer_ev == NULL) {
         if (c->bev == NULL)
             close(fd);
         conn_free(c);
@@ -217,6 +354,7 @@ conn_new(struct server *srv, evutil_socket_t fd, const char *peer, struct conn *
         return FORQ_ERR_NOMEM;
     }
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    conn_timer_arm(c, c->opened_us);
     TAILQ_INSERT_TAIL(&srv->conns, c, link);
     srv->nconns++;
     log_debug("connection %llu from %s", (unsigned long long)c->id, c->peer);
@@ -234,6 +372,8 @@ conn_free(struct conn *c)
         bufferevent_free(c->bev);
     if (c->resume_ev != NULL)
         event_free(c->resume_ev);
+    if (c->timer_ev != NULL)
+        event_free(c->timer_ev);
     free(c);
 }
 

@@ -39,6 +39,12 @@ struct conn {
     struct watch_list watches;        /* its WATCHes (watch.c) */
     size_t watched;                   /* ids those watch, in all */
     int watches_blocked;              /* a watch held events back: output was full */
+    int authed;                       /* passed HELLO with the server's token */
+    uint64_t opened_us;               /* accepted at (job_now_us): the handshake deadline */
+    uint64_t active_us;               /* last read; the idle timeout counts from it */
+    uint64_t frame_us;                /* the frame now arriving began; 0: none is */
+    struct event *timer_ev;           /* handshake, frame and idle deadlines (conn_timer_cb) */
+    uint64_t timer_at_us;             /* when timer_ev fires, if pending */
     TAILQ_ENTRY(conn) link;
 };
 
@@ -53,6 +59,15 @@ void conn_free(struct conn *c);
 
 /* Stop reading, flush what is queued, then let the server free it. */
 void conn_close(struct conn *c, const char *why);
+
+/*
+ * With an auth token configured, 1 until the connection has passed HELLO
+ * with it: it may then only HELLO and PING, its frames are kept small
+ * (CONN_HELLO_FRAME_MAX), and it is closed at handshake_timeout_ms.
+ */
+int conn_unauthenticated(const struct conn *c);
+
+#define CONN_HELLO_FRAME_MAX 4096 /* HELLO with the longest token and name fits */
 
 /*
  * Answer one request: encode resp (for a request of this op) and queue it.

@@ -20,9 +20,9 @@
 
 typedef void (*ops_fn)(struct conn *c, const struct msg_request *req);
 
-/* Checks common to several ops (auth, draining) will sit next to fn as flags. */
 struct ops_entry {
     ops_fn fn;
+    int before_auth; /* allowed before HELLO has passed the token (HELLO, PING) */
 };
 
 static void
@@ -35,9 +35,25 @@ ops_reply_job(struct conn *c, int op, uint64_t rid, const struct job *job, int w
     conn_reply(c, op, &resp);
 }
 
+/*
+ * The token against the one configured, in time that depends only on the
+ * configured token's length: how far a guess matches is not measurable.
+ */
+static int
+ops_token_equal(const char *want, struct msg_str got)
+{
+    size_t n = strlen(want);
+    volatile unsigned char diff = (unsigned char)(got.len != n);
+
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)want[i] ^ (unsigned char)(i < got.len ? got.ptr[i] : 0);
+    return diff == 0;
+}
+
 static void
 ops_hello(struct conn *c, const struct msg_request *req)
 {
+    const char *token = c->srv->cfg->auth_token;
     struct msg_response resp = {0};
     char why[OPS_WHY_MAX];
 
@@ -46,6 +62,20 @@ ops_hello(struct conn *c, const struct msg_request *req)
                  MSG_PROTO_VERSION, req->u.hello.version);
         conn_reply_err(c, req->rid, FORQ_ERR_VERSION, why);
         return;
+    }
+    if (token != NULL && !c->authed) {
+        if (!ops_token_equal(token, req->u.hello.token)) {
+            /* One guess per connection: a wrong token ends it. */
+            log_warn("connection %llu (%s): HELLO with %s; closing it",
+                     (unsigned long long)c->id, c->peer,
+                     req->u.hello.token.len ? "a wrong token" : "no token");
+            conn_reply_err(c, req->rid, FORQ_ERR_AUTH,
+                           req->u.hello.token.len ? "wrong token"
+                                                  : "this server requires a token in HELLO");
+            conn_close(c, "authentication failed");
+            return;
+        }
+        c->authed = 1;
     }
     resp.rid = req->rid;
     resp.hello.version = MSG_PROTO_VERSION;
@@ -398,8 +428,8 @@ ops_join(struct conn *c, const struct msg_request *req)
 }
 
 static const struct ops_entry ops_table[MSG_OP__COUNT] = {
-    [MSG_OP_HELLO] = {ops_hello},
-    [MSG_OP_PING] = {ops_ping},
+    [MSG_OP_HELLO] = {ops_hello, 1},
+    [MSG_OP_PING] = {ops_ping, 1},
     [MSG_OP_SUBMIT] = {ops_submit},
     [MSG_OP_WAIT] = {ops_wait},
     [MSG_OP_STATUS] = {ops_status},
@@ -431,6 +461,11 @@ ops_dispatch(struct conn *c, const uint8_t *body, size_t len)
         log_debug("connection %llu: refused request %llu: %s", (unsigned long long)c->id,
                   (unsigned long long)req.rid, d->why);
         conn_reply_err(c, req.rid, e, d->why);
+        return;
+    }
+    if (!ops_table[req.op].before_auth && conn_unauthenticated(c)) {
+        conn_reply_err(c, req.rid, FORQ_ERR_AUTH,
+                       "authenticate first: HELLO with the server's token");
         return;
     }
     ops_table[req.op].fn(c, &req);

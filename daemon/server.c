@@ -91,16 +91,49 @@ server_peer_name(const struct sockaddr *sa, char *buf, size_t len)
     }
 }
 
-/* Refuse a connection over the limit with a readable error frame, then close. */
+/* Refuse a connection with a readable error frame, then close it. */
 static void
-server_refuse(struct server *srv, evutil_socket_t fd)
+server_refuse(struct server *srv, evutil_socket_t fd, int code, const char *why)
 {
     msgpack_sbuffer *sb = &srv->out;
 
-    if (msg_encode_error(sb, 0, FORQ_ERR_LIMIT, "too many connections") == 0)
+    if (msg_encode_error(sb, 0, code, why) == 0)
         (void)!send(fd, sb->data, sb->size, MSG_NOSIGNAL | MSG_DONTWAIT);
     sb->size = 0;
     close(fd);
+}
+
+/*
+ * A unix socket peer, by SO_PEERCRED: its name for the logs ("unix uid U
+ * pid P"), and whether allow_uids / allow_gids admit it (both empty: every
+ * peer; else its uid in the one or its gid, the primary group of the
+ * connecting process, in the other). 1: admitted; 0 with why.
+ */
+static int
+server_unix_peer(const struct server *srv, evutil_socket_t fd, char *peer, size_t len, char *why,
+                 size_t whylen)
+{
+    const struct config *cfg = srv->cfg;
+    struct ucred uc;
+    socklen_t ul = sizeof(uc);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &ul) != 0) {
+        snprintf(peer, len, "unix");
+        snprintf(why, whylen, "cannot read the peer's credentials: %s", strerror(errno));
+        return cfg->nallow_uids == 0 && cfg->nallow_gids == 0;
+    }
+    snprintf(peer, len, "unix uid %u pid %d", (unsigned)uc.uid, (int)uc.pid);
+    if (cfg->nallow_uids == 0 && cfg->nallow_gids == 0)
+        return 1;
+    for (size_t i = 0; i < cfg->nallow_uids; i++)
+        if (cfg->allow_uids[i] == (uint32_t)uc.uid)
+            return 1;
+    for (size_t i = 0; i < cfg->nallow_gids; i++)
+        if (cfg->allow_gids[i] == (uint32_t)uc.gid)
+            return 1;
+    snprintf(why, whylen, "uid %u gid %u (pid %d) is not in allow_uids or allow_gids",
+             (unsigned)uc.uid, (unsigned)uc.gid, (int)uc.pid);
+    return 0;
 }
 
 static void
@@ -115,10 +148,20 @@ server_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr
     (void)len;
     if (srv->nconns >= srv->cfg->max_connections) {
         log_warn("refusing a connection: %zu connections open (max-connections)", srv->nconns);
-        server_refuse(srv, fd);
+        server_refuse(srv, fd, FORQ_ERR_LIMIT, "too many connections");
         return;
     }
-    server_peer_name(sa, peer, sizeof(peer));
+    if (sa->sa_family == AF_UNIX) {
+        char why[128];
+
+        if (!server_unix_peer(srv, fd, peer, sizeof(peer), why, sizeof(why))) {
+            log_warn("refusing a unix socket peer: %s", why);
+            server_refuse(srv, fd, FORQ_ERR_AUTH, why);
+            return;
+        }
+    } else {
+        server_peer_name(sa, peer, sizeof(peer));
+    }
     if (conn_new(srv, fd, peer, &c) != 0)
         log_err("cannot set up a connection from %s: out of memory", peer);
 }

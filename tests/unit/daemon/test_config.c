@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -456,6 +457,12 @@ test_config_usage_lists_every_flag(void **state)
                                   "--queue-limit",
                                   "--queue-order",
                                   "--queue-paused",
+                                  "--auth-token-file",
+                                  "--allow-uids",
+                                  "--allow-gids",
+                                  "--handshake-timeout-ms",
+                                  "--idle-timeout-ms",
+                                  "--frame-timeout-ms",
                                   "-c,",
                                   "flags, which win"};
     char *text = NULL;
@@ -1139,6 +1146,112 @@ test_config_print_round_trip(void **state)
     free(text2);
 }
 
+/*
+ * The auth token: from the file (auth_token) or a file it names
+ * (auth_token_file, or its flag), never from a flag; a token file others
+ * can read is refused; the token never shows in config_print. Peer
+ * allow-lists take names and numbers.
+ */
+static void
+test_config_auth_and_peers(void **state)
+{
+    char path[2 * TEST_PATH_MAX], flag[2 * TEST_PATH_MAX + 32], err[512];
+    struct config cfg;
+    char *text;
+
+    (void)state;
+    /* Never on the command line, whichever spelling. */
+    assert_int_equal(test_parse(&cfg, err, sizeof(err), "--auth-token=x", NULL), FORQ_ERR_INVALID);
+    assert_non_null(strstr(err, "not taken on the command line"));
+    config_fini(&cfg);
+    assert_int_equal(test_parse(&cfg, err, sizeof(err), "--auth-token", "x", NULL),
+                     FORQ_ERR_INVALID);
+    assert_non_null(strstr(err, "not taken on the command line"));
+    config_fini(&cfg);
+
+    /* In the config file: taken, and printed only as "set". */
+    snprintf(path, sizeof(path), "%s",
+             test_write("auth.conf", "[forqd]\nauth_token = pa55 word\nallow_uids = root, 4242\n"
+                                     "allow_gids = 0\nidle_timeout_ms = 60000\n"));
+    assert_int_equal(test_parse(&cfg, err, sizeof(err), "-c", path, NULL), 0);
+    assert_string_equal(cfg.auth_token, "pa55 word");
+    assert_int_equal(cfg.nallow_uids, 2);
+    assert_int_equal(cfg.allow_uids[0], 0);
+    assert_int_equal(cfg.allow_uids[1], 4242);
+    assert_int_equal(cfg.nallow_gids, 1);
+    assert_int_equal(cfg.idle_timeout_ms, 60000);
+    assert_int_equal(cfg.handshake_timeout_ms, 10000);
+    assert_int_equal(cfg.frame_timeout_ms, 30000);
+    text = test_print(&cfg);
+    assert_null(strstr(text, "pa55"));
+    assert_non_null(strstr(text, "; auth_token = (set, not shown)\n"));
+    assert_non_null(strstr(text, "\nallow_uids = 0, 4242\n"));
+    free(text);
+    config_fini(&cfg);
+
+    /* A token file: one line, the newline dropped; mode 0600 is fine, 0604 is not. */
+    snprintf(path, sizeof(path), "%s", test_write("token", "from-a-file\r\n"));
+    snprintf(flag, sizeof(flag), "--auth-token-file=%s", path);
+    assert_int_equal(chmod(path, 0600), 0);
+    assert_int_equal(test_parse(&cfg, err, sizeof(err), flag, NULL), 0);
+    assert_string_equal(cfg.auth_token, "from-a-file");
+    text = test_print(&cfg);
+    assert_null(strstr(text, "from-a-file"));
+    free(text);
+    config_fini(&cfg);
+    assert_int_equal(chmod(path, 0604), 0);
+    assert_int_equal(test_parse(&cfg, err, sizeof(err), flag, NULL), FORQ_ERR_INVALID);
+    assert_non_null(strstr(err, "others may read or write it (mode 0604)"));
+    config_fini(&cfg);
+    assert_int_equal(chmod(path, 0600), 0);
+
+    /* Bad tokens and lists: each names the setting. */
+    {
+        static const struct {
+            const char *text, *want;
+        } bad[] = {
+            {"[forqd]\nauth_token =\n", "auth_token: expected 1..256 bytes"},
+            {"[forqd]\nauth_token_file = relative\n", "expected an absolute path"},
+            {"[forqd]\nauth_token_file = /nonexistent/forq-token\n", "No such file"},
+            {"[forqd]\nauth_token_file = /tmp\n", "not a regular file"},
+            {"[forqd]\nallow_uids = nosuchuser-forq\n", "allow_uids: no user 'nosuchuser-forq'"},
+            {"[forqd]\nallow_gids = 1, nosuchgroup-forq\n", "no group 'nosuchgroup-forq'"},
+            {"[forqd]\nidle_timeout_ms = -1\n", "idle_timeout_ms"},
+            {"[forqd]\nhandshake_timeout_ms = 0\n", "handshake_timeout_ms"},
+        };
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            snprintf(path, sizeof(path), "%s", test_write("bad.conf", bad[i].text));
+            assert_int_equal(test_parse(&cfg, err, sizeof(err), "-c", path, NULL),
+                             FORQ_ERR_INVALID);
+            if (strstr(err, bad[i].want) == NULL)
+                fail_msg("'%s' not in '%s'", bad[i].want, err);
+            config_fini(&cfg);
+        }
+    }
+    /* Both the token and a file: which would win is a guess, so neither. */
+    snprintf(path, sizeof(path), "%s", test_write("both.conf", "[forqd]\nauth_token = a\n"));
+    assert_int_equal(test_parse(&cfg, err, sizeof(err), "-c", path, flag, NULL), FORQ_ERR_INVALID);
+    assert_non_null(strstr(err, "both set"));
+    config_fini(&cfg);
+    /* A list longer than CONFIG_IDS_MAX. */
+    {
+        char list[CONFIG_IDS_MAX * 8 + 64] = "--allow-uids=";
+
+        for (int i = 0; i <= CONFIG_IDS_MAX; i++)
+            snprintf(list + strlen(list), sizeof(list) - strlen(list), "%d,", 1000 + i);
+        assert_true(strlen(list) < 128 * 8);
+        config_init(&cfg);
+        {
+            char *argv[] = {"forqd", list, NULL};
+
+            assert_int_equal(config_parse_args(&cfg, 2, argv, err, sizeof(err)), FORQ_ERR_INVALID);
+        }
+        assert_non_null(strstr(err, "at most 64 entries"));
+        config_fini(&cfg);
+    }
+}
+
 /* The source tree's systemd/forqd.conf, found from this file's (absolute) path. */
 static void
 test_example_path(char *path, size_t len)
@@ -1246,8 +1359,8 @@ test_config_service_settings(void **state)
     assert_null(cfg.metrics_listen);
     config_fini(&cfg);
 
-    assert_int_equal(test_parse(&cfg, err, sizeof(err), "--drain-timeout-ms=0",
-                                "--metrics-listen", "tcp://127.0.0.1:0", NULL),
+    assert_int_equal(test_parse(&cfg, err, sizeof(err), "--drain-timeout-ms=0", "--metrics-listen",
+                                "tcp://127.0.0.1:0", NULL),
                      0);
     assert_int_equal(cfg.drain_timeout_ms, 0);
     assert_string_equal(cfg.metrics_listen, "tcp://127.0.0.1:0");
@@ -1260,7 +1373,8 @@ test_config_service_settings(void **state)
     config_fini(&cfg);
 
     static const struct test_bad bad[] = {
-        {{"--metrics-listen=unix:///tmp/m.sock"}, "--metrics-listen: expected tcp://HOST:PORT or off"},
+        {{"--metrics-listen=unix:///tmp/m.sock"},
+         "--metrics-listen: expected tcp://HOST:PORT or off"},
         {{"--metrics-listen=9340"}, "--metrics-listen: expected tcp://HOST:PORT or off"},
         {{"--drain-timeout-ms=-1"}, "--drain-timeout-ms: expected a number in 0..86400000"},
     };
@@ -1290,9 +1404,8 @@ test_config_systemd_directories(void **state)
     config_fini(&cfg);
 
     /* What the operator sets wins over what systemd suggests. */
-    assert_int_equal(test_parse(&cfg, err, sizeof(err), "--data=/srv/q",
-                                "--listen=tcp://127.0.0.1:1", NULL),
-                     0);
+    assert_int_equal(
+        test_parse(&cfg, err, sizeof(err), "--data=/srv/q", "--listen=tcp://127.0.0.1:1", NULL), 0);
     assert_string_equal(cfg.data_dir, "/srv/q");
     assert_int_equal(cfg.nlisten, 1);
     config_fini(&cfg);
@@ -1334,8 +1447,7 @@ test_config_tasks_equal(void **state)
     assert_false(config_tasks_equal(&a, &b)); /* plugin order decides name clashes */
     config_fini(&b);
     assert_int_equal(test_parse(&b, err, sizeof(err), "--task=t=/bin/echo 1",
-                                "--task-max-output=t=1K", "--plugin=/a.so", "--plugin=/b.so",
-                                NULL),
+                                "--task-max-output=t=1K", "--plugin=/a.so", "--plugin=/b.so", NULL),
                      0);
     assert_false(config_tasks_equal(&a, &b)); /* max_output */
     config_fini(&b);
@@ -1368,6 +1480,7 @@ main(void)
         cmocka_unit_test(test_config_plugin_limit),
         cmocka_unit_test(test_config_task_and_queue_flags),
         cmocka_unit_test(test_config_print_round_trip),
+        cmocka_unit_test(test_config_auth_and_peers),
         cmocka_unit_test(test_config_example_file_loads),
         cmocka_unit_test(test_config_service_settings),
         cmocka_unit_test(test_config_systemd_directories),
