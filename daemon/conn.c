@@ -341,6 +341,7 @@ conn_new(struct server *srv, evutil_socket_t fd, const char *peer, struct conn *
     c->resume_ev = event_new(srv->base, -1, 0, conn_resume_cb, c);
     c->timer_ev = evtimer_new(srv->base, conn_timer_cb, c);
     c->opened_us = c->active_us = job_now_us();
+    c->authed = srv->cfg->auth_token == NULL; /* a token a reload adds is for new connections */
     if (c->bev == NULL || c->resume_ev == NULL || c->timer_ev == NULL) {
         if (c->bev == NULL)
             close(fd);

@@ -39,7 +39,7 @@ struct conn {
     struct watch_list watches;        /* its WATCHes (watch.c) */
     size_t watched;                   /* ids those watch, in all */
     int watches_blocked;              /* a watch held events back: output was full */
-    int authed;                       /* passed HELLO with the server's token */
+    int authed;                       /* passed HELLO with the token, or none was set at accept */
     uint64_t opened_us;               /* accepted at (job_now_us): the handshake deadline */
     uint64_t active_us;               /* last read; the idle timeout counts from it */
     uint64_t frame_us;                /* the frame now arriving began; 0: none is */

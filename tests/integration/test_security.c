@@ -223,6 +223,50 @@ test_token(void **state)
     unlink(token_path);
 }
 
+/*
+ * A token added by a reload is for new connections: one opened before keeps
+ * working, a new one needs it.
+ */
+static void
+test_token_added_by_reload(void **state)
+{
+    char conf[128], arg[160];
+    const char *args[] = {arg, NULL};
+    struct harness h;
+    forq_client *before, *c;
+    FILE *f;
+    int e;
+
+    (void)state;
+    snprintf(conf, sizeof(conf), "/tmp/forq-auth-%d.conf", (int)getpid());
+    snprintf(arg, sizeof(arg), "--config=%s", conf);
+    assert_non_null(f = fopen(conf, "w"));
+    fputs("[forqd]\n", f);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(harness_start(&h, args), 0);
+    assert_int_equal(forq_connect(h.addr, &before), 0);
+    still_served(before);
+
+    assert_non_null(f = fopen(conf, "w"));
+    fputs("[forqd]\nauth_token = added-later\n", f);
+    assert_int_equal(fclose(f), 0);
+    kill(h.pid, SIGHUP);
+    for (int64_t end = harness_now_ms() + HARNESS_GUARD_MS;
+         (c = connect_token(&h, NULL, NULL, &e)) != NULL;) {
+        forq_client_free(c);
+        assert_true(harness_now_ms() < end);
+        harness_sleep_ms(10);
+    }
+    assert_int_equal(e, FORQ_ERR_AUTH);
+    still_served(before);
+    assert_non_null(c = connect_token(&h, NULL, "added-later", &e));
+    still_served(c);
+    forq_client_free(c);
+    forq_client_free(before);
+    assert_int_equal(harness_stop(&h), 0);
+    unlink(conf);
+}
+
 /* ------------------------------------------------------------------ timeouts */
 
 /* A connection that never says HELLO is closed at the handshake timeout. */
@@ -373,9 +417,13 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_token),         cmocka_unit_test(test_handshake_timeout),
-        cmocka_unit_test(test_frame_timeout), cmocka_unit_test(test_idle_timeout),
-        cmocka_unit_test(test_peer_refused),  cmocka_unit_test(test_peer_admitted),
+        cmocka_unit_test(test_token),
+        cmocka_unit_test(test_token_added_by_reload),
+        cmocka_unit_test(test_handshake_timeout),
+        cmocka_unit_test(test_frame_timeout),
+        cmocka_unit_test(test_idle_timeout),
+        cmocka_unit_test(test_peer_refused),
+        cmocka_unit_test(test_peer_admitted),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
