@@ -56,11 +56,19 @@ conn_should_pause(const struct conn *c)
     return c->inflight >= c->srv->cfg->max_inflight || conn_out_len(c) >= conn_out_high(c);
 }
 
+/*
+ * While reads are stopped nothing would notice the peer hanging up: a client
+ * that fills its in-flight slots with WAITs that never end and goes away
+ * would hold its connection (and a max_connections slot) forever. hup_ev
+ * watches for the hangup alone (EV_CLOSED: EPOLLRDHUP) meanwhile.
+ */
 static void
 conn_pause(struct conn *c)
 {
     bufferevent_disable(c->bev, EV_READ);
     c->paused = 1;
+    if (c->hup_ev != NULL)
+        event_add(c->hup_ev, NULL);
 }
 
 /* Lift backpressure once both causes are well below their limits. */
@@ -71,6 +79,8 @@ conn_maybe_resume(struct conn *c)
         conn_out_len(c) > conn_out_low(c))
         return;
     c->paused = 0;
+    if (c->hup_ev != NULL)
+        event_del(c->hup_ev);
     bufferevent_enable(c->bev, EV_READ);
     event_active(c->resume_ev, 0, 0); /* frames may already be buffered */
 }
@@ -239,7 +249,9 @@ conn_read_frames(struct conn *c)
         if (evbuffer_copyout(in, hdr, sizeof(hdr)) < (ev_ssize_t)sizeof(hdr))
             break;
         /* Before HELLO, nothing bigger than a HELLO: a stranger cannot make forqd buffer MiBs. */
-        max_frame = conn_unauthenticated(c) ? CONN_HELLO_FRAME_MAX : c->srv->cfg->max_frame;
+        max_frame = c->srv->cfg->max_frame;
+        if (conn_unauthenticated(c) && max_frame > CONN_HELLO_FRAME_MAX)
+            max_frame = CONN_HELLO_FRAME_MAX;
         if ((e = frame_hdr_decode(hdr, max_frame, &n)) != 0) {
             c->inflight++;
             conn_reply_err(c, 0, e,
@@ -316,6 +328,18 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
     server_reap_later(c->srv, c);
 }
 
+/* The peer hung up while reads were paused: as for EOF, nobody is left to answer. */
+static void
+conn_hup_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+
+    (void)fd;
+    (void)what;
+    event_del(c->hup_ev);
+    conn_event_cb(c->bev, BEV_EVENT_EOF, c);
+}
+
 int
 conn_new(struct server *srv, evutil_socket_t fd, const char *peer, struct conn **out)
 {
@@ -340,6 +364,9 @@ conn_new(struct server *srv, evutil_socket_t fd, const char *peer, struct conn *
     c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->resume_ev = event_new(srv->base, -1, 0, conn_resume_cb, c);
     c->timer_ev = evtimer_new(srv->base, conn_timer_cb, c);
+    /* Without EV_CLOSED (not epoll) a paused connection learns of a hangup when it writes. */
+    if (event_base_get_features(srv->base) & EV_FEATURE_EARLY_CLOSE)
+        c->hup_ev = event_new(srv->base, fd, EV_CLOSED, conn_hup_cb, c);
     c->opened_us = c->active_us = job_now_us();
     c->authed = srv->cfg->auth_token == NULL; /* a token a reload adds is for new connections */
     if (c->bev == NULL || c->resume_ev == NULL || c->timer_ev == NULL) {
@@ -369,6 +396,8 @@ conn_free(struct conn *c)
     if (c == NULL)
         return;
     conn_drop_waits(c);
+    if (c->hup_ev != NULL) /* before its descriptor goes with the bufferevent */
+        event_free(c->hup_ev);
     if (c->bev != NULL)
         bufferevent_free(c->bev);
     if (c->resume_ev != NULL)

@@ -29,6 +29,7 @@ struct conn {
     struct server *srv;
     struct bufferevent *bev;
     struct event *resume_ev; /* re-runs the frame loop after backpressure ends */
+    struct event *hup_ev;    /* while paused: notices the peer hanging up (EV_CLOSED) */
     uint64_t id;             /* for logs */
     char peer[96];
     size_t inflight;         /* requests read and not yet answered */

@@ -273,7 +273,7 @@ test_token_added_by_reload(void **state)
 static void
 test_handshake_timeout(void **state)
 {
-    const char *args[] = {token_file("tok"), "--handshake-timeout-ms=200", NULL};
+    const char *args[] = {token_file("tok"), "--handshake-timeout-ms=1000", NULL};
     struct harness h;
     forq_client *good;
     int e, fd;
@@ -324,7 +324,7 @@ test_frame_timeout(void **state)
 static void
 test_idle_timeout(void **state)
 {
-    static const char *const args[] = {"--idle-timeout-ms=300", NULL};
+    static const char *const args[] = {"--idle-timeout-ms=1000", NULL};
     struct msg_request req = {.op = MSG_OP_SUBMIT, .rid = 1};
     struct msg_response resp;
     struct msg_decoder d;
@@ -339,7 +339,7 @@ test_idle_timeout(void **state)
     assert_true((waiting = harness_connect(&h)) >= 0);
     assert_int_equal(msg_decoder_init(&d), 0);
     req.u.submit.task = msg_str_c("sleep");
-    req.u.submit.payload = msg_str_c("1500");
+    req.u.submit.payload = msg_str_c("4000");
     assert_int_equal(harness_call(waiting, &d, &req, &resp, &buf), 0);
     assert_int_equal(resp.err.code, 0);
     req = (struct msg_request){.op = MSG_OP_WAIT, .rid = 2};
@@ -350,7 +350,7 @@ test_idle_timeout(void **state)
     expect_notice(idle, FORQ_ERR_TIMEOUT, "idle_timeout_ms");
     assert_int_equal(harness_wait_closed(idle), 1);
     close(idle);
-    /* Its job takes five idle timeouts; the WAIT holds the connection open. */
+    /* Its job takes four idle timeouts; the WAIT holds the connection open. */
     assert_int_equal(harness_recv_frame(waiting, &buf, &len), 0);
     assert_int_equal(msg_decode_response(&d, MSG_OP_WAIT, buf, len, &resp), 0);
     assert_int_equal(resp.rid, 2);
