@@ -6,6 +6,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -47,6 +48,16 @@ size_t
 conn_out_len(const struct conn *c)
 {
     return evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+size_t
+conn_in_len(const struct conn *c)
+{
+    int pending = 0;
+
+    if (ioctl(bufferevent_getfd(c->bev), FIONREAD, &pending) != 0 || pending < 0)
+        pending = 0;
+    return evbuffer_get_length(bufferevent_get_input(c->bev)) + (size_t)pending;
 }
 
 /* Stop reading: too many requests unanswered, or too many replies unsent. */
@@ -432,6 +443,9 @@ conn_answered(struct conn *c)
 {
     if (c->inflight > 0)
         c->inflight--;
+    /* Idle counts from the last answer too: a slow one must not make the next request late. */
+    if (c->inflight == 0 && c->srv->cfg->idle_timeout_ms > 0)
+        c->active_us = job_now_us();
     conn_maybe_resume(c);
 }
 

@@ -390,9 +390,11 @@ server_status(void *arg, char *buf, size_t len)
 }
 
 /*
- * 1 when every reply has been handed to the kernel, and the store owes no
+ * 1 when every reply has been handed to the kernel, the store owes no
  * answer that would make another (a submission's, when the drain did not
- * wait for them: drain_timeout_ms 0 or the timeout).
+ * wait for them: drain_timeout_ms 0 or the timeout), and no connection has
+ * requests received but not read yet (they get their answers, `shutdown` for
+ * a SUBMIT, rather than a reset).
  */
 static int
 server_flushed(const struct server *srv)
@@ -402,7 +404,7 @@ server_flushed(const struct server *srv)
     if (jobs_store_pending(srv->jobs) > 0)
         return 0;
     TAILQ_FOREACH(c, &srv->conns, link)
-        if (!c->closing && conn_out_len(c) > 0)
+        if (!c->closing && (conn_out_len(c) > 0 || conn_in_len(c) > 0))
             return 0;
     return 1;
 }
