@@ -31,6 +31,7 @@
 
 #define EXEC_DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin" /* when $PATH is unset */
 #define EXEC_READ_CHUNK   4096
+#define EXEC_EXIT_POLL_MS 20 /* without a pidfd: how often to ask whether it exited */
 
 extern char **environ;
 
@@ -541,18 +542,29 @@ exec_drain_err(struct exec_proc *pr)
     exec_close(&pr->err);
 }
 
+/* 1 when process pid has exited; it stays a zombie (WNOWAIT) for exec_reap. */
+static int
+exec_has_exited(pid_t pid)
+{
+    siginfo_t si = {0};
+
+    return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid;
+}
+
 /*
  * Move bytes until the command has exited or closed all three pipes, or
- * stdout goes over the limit. Once the command has exited (its pidfd, when
- * the kernel gives one), what it wrote is in the pipes: read that and stop,
- * so a background process it left holding stdout cannot hold the job (and the
- * worker) open. 0, or -1 with errno when poll fails.
+ * stdout goes over the limit. Once the command has exited, what it wrote is
+ * in the pipes: read that and stop, so a background process it left holding
+ * stdout cannot hold the job (and the worker) open. The exit is seen on its
+ * pidfd, or, where pidfd_open is missing (kernels before 5.3; valgrind before
+ * 3.20), by asking waitid every EXEC_EXIT_POLL_MS. 0, or -1 with errno when
+ * poll fails.
  */
 static int
 exec_pump(struct exec_proc *pr, struct forq_task_io *io, int pidfd)
 {
     struct pollfd pfd[4];
-    int iin, iout, ierr, ipid;
+    int iin, iout, ierr, ipid, exited;
     nfds_t n;
 
     while ((pr->in >= 0 || pr->out >= 0 || pr->err >= 0) && !pr->too_big) {
@@ -566,8 +578,8 @@ exec_pump(struct exec_proc *pr, struct forq_task_io *io, int pidfd)
             pfd[iout = (int)n++] = (struct pollfd){.fd = pr->out, .events = POLLIN};
         if (pr->err >= 0)
             pfd[ierr = (int)n++] = (struct pollfd){.fd = pr->err, .events = POLLIN};
-        /* No timeout here: forqd kills the worker's process group on the job's. */
-        if (poll(pfd, n, -1) < 0) {
+        /* No deadline here (forqd kills the worker's group on the job's): a tick at most. */
+        if (poll(pfd, n, pidfd >= 0 ? -1 : EXEC_EXIT_POLL_MS) < 0) {
             if (errno == EINTR)
                 continue;
             return -1;
@@ -578,7 +590,8 @@ exec_pump(struct exec_proc *pr, struct forq_task_io *io, int pidfd)
             exec_drain_out(pr, io);
         if (ierr >= 0 && pfd[ierr].revents != 0)
             exec_drain_err(pr);
-        if (ipid >= 0 && pfd[ipid].revents != 0) {
+        exited = ipid >= 0 ? pfd[ipid].revents != 0 : exec_has_exited(pr->pid);
+        if (exited) {
             /* Exited: drain what it left in the pipes (both non-blocking), then stop. */
             if (pr->out >= 0 && !pr->too_big)
                 exec_drain_out(pr, io);
@@ -658,7 +671,7 @@ exec_run(struct forq_task_io *io)
 
     if ((r = exec_spawn(et, io, &pr)) != 0)
         goto out;
-    pidfd = pidfd_open(pr.pid, 0); /* -1 on old kernels: then EOF on all pipes ends it */
+    pidfd = pidfd_open(pr.pid, 0); /* -1 on old kernels: exec_pump polls waitid */
     if (exec_pump(&pr, io, pidfd) != 0) {
         e = errno;
         kill(pr.pid, SIGKILL);

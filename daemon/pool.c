@@ -1,6 +1,11 @@
 /*
  * pool.c — forks workers, hands jobs to their slots, harvests outcomes and
  * replaces dead workers. Runs on the loop thread; the children run worker.c.
+ *
+ * A worker's death is seen through its pidfd. Where pidfd_open does not
+ * exist (kernels before 5.3, and valgrind before 3.20, which fails the call
+ * with ENOSYS: ./scripts/test.sh --valgrind runs forqd under Debian 12's
+ * 3.19), SIGCHLD on the loop stands in for every worker's pidfd.
  */
 #include <errno.h>
 #include <poll.h>
@@ -37,9 +42,9 @@ struct pool_worker {
     int done_fd;       /* eventfd: worker -> loop "a job is done" */
     struct event *done_ev;
 
-    pid_t pid;         /* 0 when no process is running */
-    int pidfd;         /* -1 when pid == 0 */
-    struct event *exit_ev;
+    pid_t pid;             /* 0 when no process is running */
+    int pidfd;             /* -1 when pid == 0, or without pidfds (pool.chld_ev) */
+    struct event *exit_ev; /* on pidfd; NULL when pidfd is -1 */
     struct event *respawn_ev;
     uint64_t spawned_us;
     uint64_t jobs_at_spawn; /* jobs_done when this process started */
@@ -65,6 +70,7 @@ struct pool {
     unsigned *idle; /* stack of idle worker indexes; LIFO keeps warm workers busy */
     unsigned nidle;
     int stopping;
+    struct event *chld_ev; /* SIGCHLD, only where pidfd_open is missing */
 };
 
 static int pool_spawn(struct pool_worker *w);
@@ -264,9 +270,11 @@ pool_exit_cb(evutil_socket_t fd, short what, void *arg)
      */
     kill(-pid, SIGKILL);
     pool_describe_exit(pid, why, sizeof(why));
-    event_free(w->exit_ev);
+    if (w->exit_ev != NULL)
+        event_free(w->exit_ev);
     w->exit_ev = NULL;
-    close(w->pidfd);
+    if (w->pidfd >= 0)
+        close(w->pidfd);
     w->pidfd = -1;
     w->pid = 0;
     w->restarts++;
@@ -317,6 +325,55 @@ pool_exit_cb(evutil_socket_t fd, short what, void *arg)
         pool_schedule_respawn(w, died_young);
 }
 
+/* 1 when process pid has exited; it stays a zombie (WNOWAIT) for pool_exit_cb to reap. */
+static int
+pool_has_exited(pid_t pid)
+{
+    siginfo_t si = {0};
+
+    return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid;
+}
+
+/* Without pidfds: a child changed state; find the workers that exited. */
+static void
+pool_chld_cb(evutil_socket_t sig, short what, void *arg)
+{
+    struct pool *p = arg;
+
+    (void)sig;
+    (void)what;
+    for (unsigned i = 0; i < p->cfg.workers; i++) {
+        struct pool_worker *w = &p->workers[i];
+
+        if (w->pid != 0 && w->pidfd < 0 && pool_has_exited(w->pid))
+            pool_exit_cb(-1, EV_READ, w);
+    }
+}
+
+/*
+ * Before the first fork: probe pidfd_open on ourselves. Where it is missing,
+ * watch SIGCHLD instead, from now on, so no worker's death goes unseen (one
+ * that dies before pool_spawn has set w->pid is found when the loop runs the
+ * callback, after pool_spawn has returned). 0 or FORQ_ERR_SYSTEM / FORQ_ERR_NOMEM.
+ */
+static int
+pool_watch_init(struct pool *p)
+{
+    int fd = pidfd_open(getpid(), 0);
+
+    if (fd >= 0) {
+        close(fd);
+        return 0;
+    }
+    if (errno != ENOSYS)
+        return FORQ_ERR_SYSTEM;
+    log_info("no pidfd_open (ENOSYS): watching the workers through SIGCHLD");
+    if ((p->chld_ev = evsignal_new(p->base, SIGCHLD, pool_chld_cb, p)) == NULL ||
+        event_add(p->chld_ev, NULL) != 0)
+        return FORQ_ERR_NOMEM;
+    return 0;
+}
+
 /* Fork a worker for slot w. Returns 0 or FORQ_ERR_SYSTEM (errno set). */
 static int
 pool_spawn(struct pool_worker *w)
@@ -347,9 +404,11 @@ pool_spawn(struct pool_worker *w)
         worker_run(w->slot, w->done_fd, parent, p->tasks);
     }
     (void)setpgid(pid, pid); /* both sides: whichever runs first, the group exists */
-    if ((pidfd = pidfd_open(pid, 0)) < 0 ||
-        (w->exit_ev = event_new(p->base, pidfd, EV_READ, pool_exit_cb, w)) == NULL ||
-        event_add(w->exit_ev, NULL) != 0) {
+    pidfd = -1;
+    if (p->chld_ev == NULL &&
+        ((pidfd = pidfd_open(pid, 0)) < 0 ||
+         (w->exit_ev = event_new(p->base, pidfd, EV_READ, pool_exit_cb, w)) == NULL ||
+         event_add(w->exit_ev, NULL) != 0)) {
         saved = errno;
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
@@ -426,6 +485,8 @@ pool_new(struct event_base *base, const struct pool_config *cfg,
     for (i = 0; i < cfg->workers; i++)
         if ((e = pool_worker_init(p, i)) != 0)
             goto fail;
+    if ((e = pool_watch_init(p)) != 0)
+        goto fail;
     /* All slots exist before the first fork, so every child can unmap the others. */
     for (i = 0; i < cfg->workers; i++)
         if ((e = pool_spawn(&p->workers[i])) != 0)
@@ -523,14 +584,34 @@ pool_info(const struct pool *p, size_t i, struct pool_worker_info *out)
     out->restarts = w->restarts;
 }
 
+/* Without pidfds: wait up to ms for the workers to exit, looking every 10 ms. */
+static void
+pool_wait_exits_slow(struct pool *p, int ms)
+{
+    for (int waited = 0;; waited += 10) {
+        unsigned left = 0;
+
+        for (unsigned i = 0; i < p->cfg.workers; i++)
+            if (p->workers[i].pid != 0 && !pool_has_exited(p->workers[i].pid))
+                left++;
+        if (left == 0 || waited >= ms)
+            return;
+        usleep(10000);
+    }
+}
+
 /* Wait up to ms for the workers' pidfds to become readable (exited). */
 static void
 pool_wait_exits(struct pool *p, int ms)
 {
-    struct pollfd *fds = calloc(p->cfg.workers, sizeof(*fds));
+    struct pollfd *fds;
     unsigned i, n = 0;
 
-    if (fds == NULL)
+    if (p->chld_ev != NULL) {
+        pool_wait_exits_slow(p, ms);
+        return;
+    }
+    if ((fds = calloc(p->cfg.workers, sizeof(*fds))) == NULL)
         return;
     for (i = 0; i < p->cfg.workers; i++)
         if (p->workers[i].pidfd >= 0)
@@ -612,6 +693,8 @@ pool_free(struct pool *p)
         if (w->slot != NULL)
             munmap(w->slot, w->map_len);
     }
+    if (p->chld_ev != NULL)
+        event_free(p->chld_ev);
     free(p->workers);
     free(p->idle);
     free(p);

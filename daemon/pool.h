@@ -3,7 +3,8 @@
  *
  * pool_new maps one slot per worker (slot.h), forks the workers and watches
  * each through two descriptors on the loop: an eventfd the worker bumps when
- * a job is done, and a pidfd that becomes readable the moment the worker dies.
+ * a job is done, and a pidfd that becomes readable the moment the worker dies
+ * (SIGCHLD where pidfd_open is missing, see pool.c).
  * A dead worker's slot is re-initialised and a new worker forked at once
  * (with a growing delay if workers keep dying right after they start); the job
  * it held is reported through ops->lost, never dropped silently.

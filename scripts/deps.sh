@@ -2,6 +2,9 @@
 # Install the Debian packages forq needs to build, run and test, if any are
 # missing. Safe to run again: it does nothing when everything is present.
 # Needs root (or sudo) only when something has to be installed.
+#   ./scripts/deps.sh              what the normal and sanitizer passes need
+#   ./scripts/deps.sh --valgrind   that, and valgrind
+#   ./scripts/deps.sh --fuzz       that, and clang with libFuzzer
 set -eu
 
 # systemd: systemd-analyze, for the install/systemd-verify test (a fresh
@@ -9,6 +12,19 @@ set -eu
 PKGS="gcc make cmake pkg-config
       libevent-dev libmsgpack-dev libsqlite3-dev libcmocka-dev
       libinih-dev libsystemd-dev systemd"
+
+for mode in "$@"; do
+    case "$mode" in
+    --valgrind) PKGS="$PKGS valgrind" ;;
+    # libclang-rt-dev pulls the compiler-rt of Debian's default clang
+    # (libclang-rt-14-dev on Debian 12): libFuzzer and the sanitizer runtimes.
+    --fuzz) PKGS="$PKGS clang libclang-rt-dev" ;;
+    *)
+        echo "usage: $0 [--valgrind] [--fuzz]" >&2
+        exit 2
+        ;;
+    esac
+done
 
 missing=""
 for p in $PKGS; do

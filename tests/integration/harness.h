@@ -8,7 +8,12 @@
  * fresh temp dir, waits for its "ready" log
  * line and learns the port the kernel picked from its "listening on" line.
  * If FORQ_TEST_ADDR is set, no forqd is started and that address is used (to
- * debug against a daemon running under gdb).
+ * debug against a daemon running under gdb). FORQ_TEST_WRAPPER, a command
+ * prefix split on spaces, goes in front of every forqd started here
+ * (harness_run_forqd's too) and of test_echo_server's echo server, e.g.
+ * valgrind with --log-file (./scripts/test.sh --valgrind). The wrapper's
+ * process must be forqd's (valgrind's is: h->pid gets the signals), exit
+ * with its status and write nothing to stderr (forqd's log).
  *
  * The waits below have generous guards (tens of seconds) so that a broken
  * daemon fails the test instead of hanging it; they are never used to assert
@@ -74,6 +79,14 @@ int harness_stop_keep(struct harness *h);
 
 /* SIGTERM forqd, wait for it, remove the temp dir. Returns its exit status (or -1). */
 int harness_stop(struct harness *h);
+
+/*
+ * Append the words of FORQ_TEST_WRAPPER (split on spaces) to argv[n..max)
+ * and return the new count, for a test that starts a program of this tree
+ * itself (argv[0] is then looked up in PATH). The words live in a static
+ * buffer until the next call: exec before that.
+ */
+int harness_wrap(const char **argv, int n, int max);
 
 /* Run forqd with these arguments only; capture stdout + stderr and the exit status. */
 int harness_run_forqd(const char *const *args, char *out, size_t outlen);

@@ -88,16 +88,20 @@ echo_wait_readable(int fd, int64_t deadline)
 
 /* ------------------------------------------------------------------ the server process */
 
-/* fork + exec the echo server with args; its stdout (and stderr if err_too) into a pipe. */
+/*
+ * fork + exec the echo server with args (through FORQ_TEST_WRAPPER, as forqd);
+ * its stdout (and stderr if err_too) into a pipe.
+ */
 static pid_t
 echo_spawn(const char *const *args, int err_too, int *out)
 {
-    const char *argv[16];
-    int p[2], n = 0;
+    const char *argv[64];
+    int p[2], n;
     pid_t pid;
 
+    n = harness_wrap(argv, 0, 32);
     argv[n++] = FORQ_ECHO_PATH;
-    for (int i = 0; args[i] != NULL && n < 15; i++)
+    for (int i = 0; args[i] != NULL && n < 63; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
     if (pipe2(p, O_CLOEXEC) != 0 || (pid = fork()) < 0)
@@ -108,7 +112,7 @@ echo_spawn(const char *const *args, int err_too, int *out)
         dup2(p[1], STDOUT_FILENO);
         if (err_too)
             dup2(p[1], STDERR_FILENO);
-        execv(FORQ_ECHO_PATH, (char *const *)argv);
+        execvp(argv[0], (char *const *)argv);
         _exit(127);
     }
     close(p[1]);
@@ -462,10 +466,11 @@ test_clients_leave_early(void **state)
     struct ctx *x = *state;
     char lines[1024];
     struct echo_reader r;
+    size_t n = 0;
 
-    for (size_t i = 0; i + 8 < sizeof(lines); i += 8)
-        memcpy(lines + i, "gone-x\n\n", 8);
-    lines[sizeof(lines) - 1] = '\0';
+    for (; n + 8 < sizeof(lines); n += 8)
+        memcpy(lines + n, "gone-x\n\n", 8);
+    lines[n] = '\0'; /* not at the end: the bytes between would go out unset */
     for (int i = 0; i < 20; i++) {
         int fd = echo_dial(x->echo.port);
         struct linger lg = {.l_onoff = 1, .l_linger = 0};
