@@ -50,14 +50,14 @@ conn_out_len(const struct conn *c)
     return evbuffer_get_length(bufferevent_get_output(c->bev));
 }
 
-size_t
-conn_in_len(const struct conn *c)
+int
+conn_unread(const struct conn *c)
 {
     int pending = 0;
 
-    if (ioctl(bufferevent_getfd(c->bev), FIONREAD, &pending) != 0 || pending < 0)
-        pending = 0;
-    return evbuffer_get_length(bufferevent_get_input(c->bev)) + (size_t)pending;
+    if (c->closing || c->paused)
+        return 0;
+    return ioctl(bufferevent_getfd(c->bev), FIONREAD, &pending) == 0 && pending > 0;
 }
 
 /* Stop reading: too many requests unanswered, or too many replies unsent. */
@@ -116,23 +116,32 @@ conn_busy(const struct conn *c)
     return c->inflight > 0 || !LIST_EMPTY(&c->watches);
 }
 
-/* The earliest deadline that applies now, in job_now_us time; 0: none. */
+/* The three deadlines, in job_now_us time; 0 where one does not apply now. */
+enum { CONN_HELLO_DUE, CONN_FRAME_DUE, CONN_IDLE_DUE, CONN_NDUE };
+
+static void
+conn_deadlines(const struct conn *c, uint64_t due[CONN_NDUE])
+{
+    const struct config *cfg = c->srv->cfg;
+
+    due[CONN_HELLO_DUE] =
+        conn_unauthenticated(c) ? c->opened_us + cfg->handshake_timeout_ms * 1000 : 0;
+    due[CONN_FRAME_DUE] = cfg->frame_timeout_ms > 0 && c->frame_us != 0
+                              ? c->frame_us + cfg->frame_timeout_ms * 1000
+                              : 0;
+    due[CONN_IDLE_DUE] = cfg->idle_timeout_ms > 0 ? c->active_us + cfg->idle_timeout_ms * 1000 : 0;
+}
+
+/* The earliest deadline that applies now; 0: none. */
 static uint64_t
 conn_deadline(const struct conn *c)
 {
-    const struct config *cfg = c->srv->cfg;
-    uint64_t d = 0, t;
+    uint64_t due[CONN_NDUE], d = 0;
 
-    if (conn_unauthenticated(c))
-        d = c->opened_us + cfg->handshake_timeout_ms * 1000;
-    if (cfg->frame_timeout_ms > 0 && c->frame_us != 0) {
-        t = c->frame_us + cfg->frame_timeout_ms * 1000;
-        d = d == 0 || t < d ? t : d;
-    }
-    if (cfg->idle_timeout_ms > 0) {
-        t = c->active_us + cfg->idle_timeout_ms * 1000;
-        d = d == 0 || t < d ? t : d;
-    }
+    conn_deadlines(c, due);
+    for (int i = 0; i < CONN_NDUE; i++)
+        if (due[i] != 0 && (d == 0 || due[i] < d))
+            d = due[i];
     return d;
 }
 
@@ -167,27 +176,27 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
     const struct config *cfg = c->srv->cfg;
-    uint64_t now = job_now_us();
+    uint64_t now = job_now_us(), due[CONN_NDUE];
     char why[128];
 
     (void)fd;
     (void)what;
     if (c->closing)
         return;
-    if (conn_unauthenticated(c) && now >= c->opened_us + cfg->handshake_timeout_ms * 1000) {
+    conn_deadlines(c, due);
+    if (due[CONN_HELLO_DUE] != 0 && now >= due[CONN_HELLO_DUE]) {
         snprintf(why, sizeof(why), "no HELLO with the token within handshake_timeout_ms (%llu)",
                  (unsigned long long)cfg->handshake_timeout_ms);
         conn_expire(c, FORQ_ERR_AUTH, why);
         return;
     }
-    if (cfg->frame_timeout_ms > 0 && c->frame_us != 0 &&
-        now >= c->frame_us + cfg->frame_timeout_ms * 1000) {
+    if (due[CONN_FRAME_DUE] != 0 && now >= due[CONN_FRAME_DUE]) {
         snprintf(why, sizeof(why), "a frame took longer than frame_timeout_ms (%llu) to arrive",
                  (unsigned long long)cfg->frame_timeout_ms);
         conn_expire(c, FORQ_ERR_TIMEOUT, why);
         return;
     }
-    if (cfg->idle_timeout_ms > 0 && now >= c->active_us + cfg->idle_timeout_ms * 1000) {
+    if (due[CONN_IDLE_DUE] != 0 && now >= due[CONN_IDLE_DUE]) {
         if (!conn_busy(c)) {
             snprintf(why, sizeof(why), "idle for idle_timeout_ms (%llu)",
                      (unsigned long long)cfg->idle_timeout_ms);
@@ -266,7 +275,7 @@ conn_read_frames(struct conn *c)
         if ((e = frame_hdr_decode(hdr, max_frame, &n)) != 0) {
             c->inflight++;
             conn_reply_err(c, 0, e,
-                           e != FORQ_ERR_TOO_BIG      ? "frame of length 0"
+                           e != FORQ_ERR_TOO_BIG     ? "frame of length 0"
                            : conn_unauthenticated(c) ? "frame too big before authentication"
                                                      : "frame exceeds the server's max_frame");
             conn_close(c, "bad frame header");
@@ -329,8 +338,8 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 
     (void)bev;
     if (what & BEV_EVENT_TIMEOUT)
-        log_info("connection %llu (%s): peer does not read; dropping it",
-                 (unsigned long long)c->id, c->peer);
+        log_info("connection %llu (%s): peer does not read; dropping it", (unsigned long long)c->id,
+                 c->peer);
     else if ((what & BEV_EVENT_ERROR) && !c->closing)
         log_debug("connection %llu (%s): %s", (unsigned long long)c->id, c->peer,
                   evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));

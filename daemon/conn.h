@@ -95,8 +95,12 @@ void conn_request_done(struct conn *c);
 int conn_out_full(const struct conn *c);
 /* Bytes of replies not yet written to the socket. */
 size_t conn_out_len(const struct conn *c);
-/* Bytes received and not yet taken as frames: buffered, and waiting in the socket. */
-size_t conn_in_len(const struct conn *c);
+/*
+ * 1 when bytes wait in the socket that the read callback will take (reads
+ * are on): requests received but not seen yet. What is already buffered has
+ * been looked at (an incomplete frame waits for bytes that may never come).
+ */
+int conn_unread(const struct conn *c);
 
 /* Answer one request with {rid, err: {code, msg}} (msg NULL: the code's text). */
 void conn_reply_err(struct conn *c, uint64_t rid, int code, const char *msg);

@@ -404,7 +404,7 @@ server_flushed(const struct server *srv)
     if (jobs_store_pending(srv->jobs) > 0)
         return 0;
     TAILQ_FOREACH(c, &srv->conns, link)
-        if (!c->closing && (conn_out_len(c) > 0 || conn_in_len(c) > 0))
+        if (!c->closing && (conn_out_len(c) > 0 || conn_unread(c)))
             return 0;
     return 1;
 }

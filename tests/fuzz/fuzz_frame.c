@@ -23,6 +23,7 @@
 #include "forq.h"
 #include "frame.h"
 #include "msg.h"
+#include "fuzz_util.h"
 
 #define FUZZ_MAX_BODY 65536
 
@@ -56,17 +57,6 @@ fuzz_init(void)
     msgpack_sbuffer_init(&fuzz.sb1);
     msgpack_sbuffer_init(&fuzz.sb2);
     fuzz.ready = 1;
-}
-
-/* FNV-1a: the cut pattern is a function of the input, so a finding replays. */
-static uint64_t
-fuzz_hash(const uint8_t *p, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-
-    while (n-- > 0)
-        h = (h ^ *p++) * 0x100000001b3ull;
-    return h;
 }
 
 static uint32_t
@@ -379,7 +369,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     frame_reader_init(&r, FUZZ_MAX_BODY);
     fuzz_reference(&r, data, size, &ref);
     FUZZ_CHECK(ref.err == 0 || ref.err == FORQ_ERR_PROTOCOL || ref.err == FORQ_ERR_TOO_BIG);
-    fuzz_split(data, size, &ref, fuzz_hash(data, size));
+    fuzz_split(data, size, &ref, fuzz_fnv1a(data, size));
     for (i = 0; i < ref.n; i++)
         fuzz_body(ref.body[i], ref.len[i]);
     /* The whole input as one body, too: most fuzz inputs have no valid header. */

@@ -91,6 +91,7 @@
 #include "jobs.h"
 #include "log.h"
 #include "msg.h"
+#include "fuzz_util.h"
 #include "server.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -930,16 +931,6 @@ fz_read(int fd, struct fz_input *in, struct fz_replies *rp)
 
 /* ------------------------------------------------------------------ one input */
 
-static uint64_t
-fz_hash(const uint8_t *p, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-
-    while (n-- > 0)
-        h = (h ^ *p++) * 0x100000001b3ull;
-    return h;
-}
-
 /* Write up to n bytes; returns how many went (0 when the socket is full). */
 static size_t
 fz_write(int fd, const uint8_t *p, size_t n)
@@ -1095,7 +1086,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fz_build(size > 0 ? data + 1 : data, size > 0 ? size - 1 : 0, flags & FZ_RAW, &in);
     fz_prescan(&in, flags & FZ_AUTH);
     fz_auth(flags & FZ_AUTH);
-    fz_session(&in, flags, fz_hash(data, size));
+    fz_session(&in, flags, fuzz_fnv1a(data, size));
     fz_auth(0);
     fz_input_free(&in);
     fz_probe();

@@ -74,9 +74,12 @@ raw_call(int fd, struct msg_decoder *d, struct msg_request *req)
     return code;
 }
 
-/* The next frame is an error with rid 0 and this code, naming what in its message. */
+/*
+ * The next frame is an error with rid 0 and this code, naming what in its
+ * message; then forqd closes the connection. Closes fd.
+ */
 static void
-expect_notice(int fd, int code, const char *what)
+expect_closed(int fd, int code, const char *what)
 {
     struct msg_decoder d;
     struct msg_response resp;
@@ -92,6 +95,8 @@ expect_notice(int fd, int code, const char *what)
         fail_msg("'%s' not in '%.*s'", what, (int)resp.err.msg.len, resp.err.msg.ptr);
     free(body);
     msg_decoder_fini(&d);
+    assert_int_equal(harness_wait_closed(fd), 1);
+    close(fd);
 }
 
 /* A libforq client still gets its jobs done. */
@@ -196,9 +201,7 @@ test_token(void **state)
     assert_true((fd = harness_connect(&h)) >= 0);
     frame_hdr_encode(big, sizeof(big) - FRAME_HDR_LEN);
     assert_int_equal(harness_send(fd, big, FRAME_HDR_LEN), 0);
-    expect_notice(fd, FORQ_ERR_TOO_BIG, "before authentication");
-    assert_int_equal(harness_wait_closed(fd), 1);
-    close(fd);
+    expect_closed(fd, FORQ_ERR_TOO_BIG, "before authentication");
     msg_decoder_fini(&d);
     still_served(good);
     assert_true(log_has(&h, "HELLO with a wrong token; closing it"));
@@ -282,9 +285,7 @@ test_handshake_timeout(void **state)
     assert_int_equal(harness_start(&h, args), 0);
     assert_non_null(good = connect_token(&h, NULL, "tok", &e));
     assert_true((fd = harness_connect(&h)) >= 0);
-    expect_notice(fd, FORQ_ERR_AUTH, "handshake_timeout_ms");
-    assert_int_equal(harness_wait_closed(fd), 1);
-    close(fd);
+    expect_closed(fd, FORQ_ERR_AUTH, "handshake_timeout_ms");
     /* The authenticated client, quiet meanwhile, was not touched. */
     still_served(good);
     forq_client_free(good);
@@ -309,9 +310,7 @@ test_frame_timeout(void **state)
     frame_hdr_encode(hdr, 100);
     assert_int_equal(harness_send(fd, hdr, sizeof(hdr)), 0);
     assert_int_equal(harness_send(fd, "\x81", 1), 0); /* 1 byte of the 100 */
-    expect_notice(fd, FORQ_ERR_TIMEOUT, "frame_timeout_ms");
-    assert_int_equal(harness_wait_closed(fd), 1);
-    close(fd);
+    expect_closed(fd, FORQ_ERR_TIMEOUT, "frame_timeout_ms");
     still_served(good);
     forq_client_free(good);
     assert_int_equal(harness_stop(&h), 0);
@@ -347,9 +346,7 @@ test_idle_timeout(void **state)
     req.u.wait.timeout_ms = -1;
     free(buf);
     assert_int_equal(harness_send_request(waiting, &req), 0);
-    expect_notice(idle, FORQ_ERR_TIMEOUT, "idle_timeout_ms");
-    assert_int_equal(harness_wait_closed(idle), 1);
-    close(idle);
+    expect_closed(idle, FORQ_ERR_TIMEOUT, "idle_timeout_ms");
     /* Its job takes four idle timeouts; the WAIT holds the connection open. */
     assert_int_equal(harness_recv_frame(waiting, &buf, &len), 0);
     assert_int_equal(msg_decode_response(&d, MSG_OP_WAIT, buf, len, &resp), 0);
@@ -379,9 +376,7 @@ test_peer_refused(void **state)
     assert_int_equal(harness_start(&h, args), 0);
     assert_int_equal(forq_connect(h.addr, &tcp), 0);
     fd = unix_connect(h.unix_addr);
-    expect_notice(fd, FORQ_ERR_AUTH, "is not in allow_uids or allow_gids");
-    assert_int_equal(harness_wait_closed(fd), 1);
-    close(fd);
+    expect_closed(fd, FORQ_ERR_AUTH, "is not in allow_uids or allow_gids");
     assert_true(log_has(&h, "refusing a unix socket peer"));
     still_served(tcp);
     forq_client_free(tcp);

@@ -599,6 +599,18 @@ write_file(const char *path, const char *text)
     assert_int_equal(fclose(f), 0);
 }
 
+#define HELLO_TASK "\n[task.hello]\nexec = /bin/echo hi\n"
+
+/* The reload test's file: the [forqd] lines, the gate task, then more sections. */
+static void
+write_gate_conf(const char *path, const char *forqd, const char *gate, const char *more)
+{
+    char text[1024];
+
+    snprintf(text, sizeof(text), "[forqd]\n%s\n[task.gate]\nexec = %s\n%s", forqd, gate, more);
+    write_file(path, text);
+}
+
 /* Wait for the nth reload's outcome in the log. */
 static void
 reload_wait(struct harness *h, int nth)
@@ -646,7 +658,7 @@ all_replaced(forq_client *c, const pid_t *old, int n)
 static void
 test_reload(void **state)
 {
-    char conf[300], arg[320], out[256], text[600];
+    char conf[300], arg[320], out[256];
     const char *gate = gate_setup();
     const char *args[] = {arg, "--workers=2", NULL};
     struct harness h;
@@ -665,8 +677,7 @@ test_reload(void **state)
     (void)state;
     snprintf(conf, sizeof(conf), "/tmp/forq-reload-%d.conf", (int)getpid());
     snprintf(arg, sizeof(arg), "--config=%s", conf);
-    snprintf(text, sizeof(text), "[forqd]\nlog_level = info\n\n[task.gate]\nexec = %s\n", gate);
-    write_file(conf, text);
+    write_gate_conf(conf, "log_level = info\n", gate, "");
     assert_int_equal(harness_start(&h, args), 0);
     assert_int_equal(forq_connect(h.addr, &c), 0);
     assert_true((fd = harness_connect(&h)) >= 0);
@@ -675,11 +686,7 @@ test_reload(void **state)
     assert_true((nold = harness_worker_pids(c, old, 16)) == 2);
 
     /* A new exec task. */
-    snprintf(text, sizeof(text),
-             "[forqd]\nlog_level = info\n\n[task.gate]\nexec = %s\n\n"
-             "[task.hello]\nexec = /bin/echo hi\n",
-             gate);
-    write_file(conf, text);
+    write_gate_conf(conf, "log_level = info\n", gate, HELLO_TASK);
     reload(&h, 1);
     assert_int_equal(run_job(c, "hello", "", out, sizeof(out)), 0);
     assert_string_equal(out, "hi\n");
@@ -707,11 +714,8 @@ test_reload(void **state)
      * it names: the next reload, back to the old file, does not see them as
      * changed.
      */
-    snprintf(text, sizeof(text),
-             "[forqd]\nmetrics_listen = tcp://127.0.0.1:1\n\n[task.gate]\nexec = %s\n\n"
-             "[task.broken]\nexec = /nonexistent/forq-no-such-program\n",
-             gate);
-    write_file(conf, text);
+    write_gate_conf(conf, "metrics_listen = tcp://127.0.0.1:1\n", gate,
+                    "\n[task.broken]\nexec = /nonexistent/forq-no-such-program\n");
     reload(&h, 3);
     assert_int_equal(log_count(&h, "keeping the running configuration"), 2);
     assert_true(log_has(&h, "forq-no-such-program"));
@@ -720,11 +724,7 @@ test_reload(void **state)
 
     /* A restart-only setting is kept; the rest applies. */
     assert_false(log_has(&h, " from 127.0.0.1:")); /* info: no connection lines */
-    snprintf(text, sizeof(text),
-             "[forqd]\ndurability = normal\nlog_level = debug\n\n[task.gate]\nexec = %s\n\n"
-             "[task.hello]\nexec = /bin/echo hi\n",
-             gate);
-    write_file(conf, text);
+    write_gate_conf(conf, "durability = normal\nlog_level = debug\n", gate, HELLO_TASK);
     reload(&h, 4);
     assert_true(log_has(&h, "reload: durability changed; it takes effect at the next start"));
     assert_int_equal(log_count(&h, "reload: metrics_listen changed"), 1);
@@ -747,8 +747,7 @@ test_reload(void **state)
         wait_state(c, forq_future_id(second), FORQ_STATE_RUNNING);
         wait_state(c, forq_future_id(sleeper), FORQ_STATE_RUNNING);
         assert_int_equal(forq_submit(c, "hello", "", 0, NULL, &queued), 0);
-        snprintf(text, sizeof(text), "[forqd]\nlog_level = info\n\n[task.gate]\nexec = %s\n", gate);
-        write_file(conf, text);
+        write_gate_conf(conf, "log_level = info\n", gate, "");
         reload(&h, 5);
         gate_open();
         assert_int_equal(forq_future_result(second, HARNESS_GUARD_MS, &data, &len), 0);

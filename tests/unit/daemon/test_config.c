@@ -1229,6 +1229,26 @@ test_config_auth_and_peers(void **state)
             config_fini(&cfg);
         }
     }
+    /* A token file of two lines, and a token one byte too long. */
+    snprintf(path, sizeof(path), "%s", test_write("token2", "one\ntwo\n"));
+    assert_int_equal(chmod(path, 0600), 0);
+    snprintf(flag, sizeof(flag), "--auth-token-file=%s", path);
+    assert_int_equal(test_parse(&cfg, err, sizeof(err), flag, NULL), FORQ_ERR_INVALID);
+    assert_non_null(strstr(err, "expected one line of 1..256 bytes"));
+    config_fini(&cfg);
+    {
+        char big[400] = "[forqd]\nauth_token = ";
+
+        memset(big + strlen(big), 'x', 257);
+        strcpy(big + strlen("[forqd]\nauth_token = ") + 257, "\n");
+        snprintf(path, sizeof(path), "%s", test_write("long.conf", big));
+        assert_int_equal(test_parse(&cfg, err, sizeof(err), "-c", path, NULL), FORQ_ERR_INVALID);
+        assert_non_null(strstr(err, "auth_token: expected 1..256 bytes"));
+        assert_null(strstr(err, "xxxx")); /* the value is not shown */
+        config_fini(&cfg);
+    }
+    snprintf(path, sizeof(path), "%s", test_write("token", "from-a-file\r\n"));
+    snprintf(flag, sizeof(flag), "--auth-token-file=%s", path);
     /* Both the token and a file: which would win is a guess, so neither. */
     snprintf(path, sizeof(path), "%s", test_write("both.conf", "[forqd]\nauth_token = a\n"));
     assert_int_equal(test_parse(&cfg, err, sizeof(err), "-c", path, flag, NULL), FORQ_ERR_INVALID);
