@@ -337,6 +337,15 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
     struct conn *c = arg;
 
     (void)bev;
+    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && !c->closing) {
+        /*
+         * The peer will send nothing more, but it may still read: let the
+         * answers already queued go out whole (conn_close flushes, and drops
+         * it if the peer has gone for good), rather than cut one mid-frame.
+         */
+        conn_close(c, "the peer closed its side");
+        return;
+    }
     if (what & BEV_EVENT_TIMEOUT)
         log_info("connection %llu (%s): peer does not read; dropping it", (unsigned long long)c->id,
                  c->peer);
