@@ -739,11 +739,15 @@ fz_check_error(const struct msg_error *e, const char *where)
                   forq_errname(e->code));
 }
 
-/* A job snapshot as op answers it (with_result: WAIT and WATCH events carry the result). */
+/*
+ * A job snapshot as op answers it (with_result: WAIT and WATCH events carry
+ * the result). op -1: the rid asked more than one of WAIT, STATUS and CANCEL,
+ * whose answers decode alike, so only what holds for all of them is checked.
+ */
 static void
 fz_check_job(const struct msg_job *job, int op)
 {
-    const char *name = msg_op_name(op);
+    const char *name = op >= 0 ? msg_op_name(op) : "wait/status/cancel";
 
     if (job->id == 0 || job->state < 0 || job->state >= FORQ_STATE__COUNT)
         FUZZ_FAIL("%s: job snapshot with id %llu, state %d", name,
@@ -761,6 +765,8 @@ fz_check_job(const struct msg_job *job, int op)
     if (job->state == FORQ_STATE_SUCCEEDED && job->result_size > 512)
         FUZZ_FAIL("%s: job %llu has a result of %llu bytes, over max_result", name,
                   (unsigned long long)job->id, (unsigned long long)job->result_size);
+    if (op < 0)
+        return;
     if (op == MSG_OP_WAIT || op == MSG_OP_WATCH) {
         if (job->state == FORQ_STATE_SUCCEEDED && job->result.len != job->result_size)
             FUZZ_FAIL("%s: job %llu carries %zu result bytes of %llu", name,
@@ -798,9 +804,13 @@ fz_check_success(const struct msg_response *resp, int op, const struct fz_rid *r
         break;
     case MSG_OP_WAIT:
     case MSG_OP_STATUS:
-    case MSG_OP_CANCEL:
-        fz_check_job(&resp->job, op);
+    case MSG_OP_CANCEL: {
+        unsigned jobops = (1u << MSG_OP_WAIT) | (1u << MSG_OP_STATUS) | (1u << MSG_OP_CANCEL);
+        unsigned asked = r != NULL ? r->ops & jobops : 0;
+
+        fz_check_job(&resp->job, asked & (asked - 1) ? -1 : op); /* more than one asked: -1 */
         break;
+    }
     case MSG_OP_WATCH:
         if (resp->more)
             fz_check_job(&resp->job, op);
