@@ -104,22 +104,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define FZ_LINGER   0x20
 #define FZ_SMALLDB  0x40
 
-#define FZ_SEP0 0xc1 /* framed mode: c1 c1 ends a body, c1 c2 ends one and syncs */
-#define FZ_SEP1 0xc1
-#define FZ_SYNC 0xc2
+#define FZ_SEP0     0xc1 /* framed mode: c1 c1 ends a body, c1 c2 ends one and syncs */
+#define FZ_SEP1     0xc1
+#define FZ_SYNC     0xc2
 #define FZ_JOBS_MAX 64 /* relative job ids: 1..FZ_JOBS_MAX */
 
-#define FZ_TOKEN       "fuzz-token"
-#define FZ_SMALL_DB    "12K" /* FZ_SMALLDB's max_db_size: 4 pages, the schema's and ~4 KiB of rows */
-#define FZ_MAX_FRAME   2048 /* the server's max_frame */
-#define FZ_IDLE_MS     30   /* quiet this long with answers missing: stop waiting */
-#define FZ_TOTAL_MS    500  /* longest wait for one input's answers */
-#define FZ_REAP_MS     2000 /* longest wait for the daemon to let go of a closed connection */
-#define FZ_PROBE_MS    2000 /* longest wait for the PING of the fresh connection */
-#define FZ_DEAF_MS     20   /* unless strict, close a deaf connection (fz_deaf_conn) after this */
-#define FZ_RUN_MAX_MS  200  /* jobs running longer are cancelled between inputs */
-#define FZ_REPLY_MAX   (1u << 24)
-#define FZ_PROBE_RID   0x70726f6265ull /* "probe" */
+#define FZ_TOKEN      "fuzz-token"
+#define FZ_SMALL_DB   "12K" /* FZ_SMALLDB's max_db_size: 4 pages, the schema's and ~4 KiB of rows */
+#define FZ_MAX_FRAME  2048  /* the server's max_frame */
+#define FZ_IDLE_MS    30    /* quiet this long with answers missing: stop waiting */
+#define FZ_TOTAL_MS   500   /* longest wait for one input's answers */
+#define FZ_REAP_MS    2000  /* longest wait for the daemon to let go of a closed connection */
+#define FZ_PROBE_MS   2000  /* longest wait for the PING of the fresh connection */
+#define FZ_DEAF_MS    20    /* unless strict, close a deaf connection (fz_deaf_conn) after this */
+#define FZ_RUN_MAX_MS 200   /* jobs running longer are cancelled between inputs */
+#define FZ_REPLY_MAX  (1u << 24)
+#define FZ_PROBE_RID  0x70726f6265ull /* "probe" */
 
 #define FUZZ_CHECK(cond)                                                                           \
     do {                                                                                           \
@@ -131,7 +131,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define FUZZ_FAIL(...)                                                                             \
     do {                                                                                           \
-        fprintf(stderr, "%s:%d: fuzz check failed: ", __FILE__, __LINE__);                       \
+        fprintf(stderr, "%s:%d: fuzz check failed: ", __FILE__, __LINE__);                         \
         fprintf(stderr, __VA_ARGS__);                                                              \
         fputc('\n', stderr);                                                                       \
         abort();                                                                                   \
@@ -141,31 +141,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* One daemon: the usual one, or one whose store is nearly full (FZ_SMALLDB). */
 struct fz_server {
-    int small_db;        /* max_db_size FZ_SMALL_DB: inserts and finishes fail at times */
-    char data_dir[96];   /* dir/data-K-N, N = generation */
-    char sock[96];       /* dir/sock-K */
-    char *argv[40];      /* the server keeps argv for SIGHUP: static */
+    int small_db;      /* max_db_size FZ_SMALL_DB: inserts and finishes fail at times */
+    char data_dir[96]; /* dir/data-K-N, N = generation */
+    char sock[96];     /* dir/sock-K */
+    char *argv[40];    /* the server keeps argv for SIGHUP: static */
     char args[40][128];
     int argc;
     unsigned generation;
     unsigned long inputs; /* since the server started */
-    uint64_t max_id;     /* the newest job id SUBMIT answered since the server started */
+    uint64_t max_id;      /* the newest job id SUBMIT answered since the server started */
     struct server *srv;
-    struct event *tick;  /* bounds one loop turn */
+    struct event *tick; /* bounds one loop turn */
 };
 
 struct fz_state {
     int ready;
-    char dir[64];        /* mkdtemp: /tmp/forq-fuzz-XXXXXX */
-    char conf[96];       /* dir/forqd.conf (empty: no /etc/forq/forqd.conf either) */
+    char dir[64];  /* mkdtemp: /tmp/forq-fuzz-XXXXXX */
+    char conf[96]; /* dir/forqd.conf (empty: no /etc/forq/forqd.conf either) */
     unsigned long reset_every;
     int log_level;
-    int verbose;         /* FORQ_FUZZ_VERBOSE: one line per input on stderr */
-    int strict;          /* unless FORQ_FUZZ_STRICT=0: the fixed findings abort too */
-    unsigned long deaf;  /* paused connections closed for the daemon (fz_deaf_conn) */
+    int verbose;                 /* FORQ_FUZZ_VERBOSE: one line per input on stderr */
+    int strict;                  /* unless FORQ_FUZZ_STRICT=0: the fixed findings abort too */
+    unsigned long deaf;          /* paused connections closed for the daemon (fz_deaf_conn) */
     struct fz_server servers[2]; /* started on first use */
-    struct msg_decoder dec; /* requests (pre-scan) and replies */
-    msgpack_sbuffer probe;  /* a PING frame */
+    struct msg_decoder dec;      /* requests (pre-scan) and replies */
+    msgpack_sbuffer probe;       /* a PING frame */
 };
 
 static struct fz_state fz;
@@ -300,8 +300,9 @@ static void
 fz_atexit(void)
 {
     if (fz.deaf > 0)
-        fprintf(stderr, "fuzz_request: %lu connection(s) did not notice their peer leave while "
-                        "paused (see fz_deaf_conn; FORQ_FUZZ_STRICT=0 tolerated it)\n",
+        fprintf(stderr,
+                "fuzz_request: %lu connection(s) did not notice their peer leave while "
+                "paused (see fz_deaf_conn; FORQ_FUZZ_STRICT=0 tolerated it)\n",
                 fz.deaf);
     for (int i = 0; i < 2; i++) {
         sv = &fz.servers[i];
@@ -410,8 +411,8 @@ fz_deaf_conn(void)
     struct conn *c;
 
     TAILQ_FOREACH(c, &sv->srv->conns, link)
-        if (c->paused && !c->closing && conn_out_len(c) == 0)
-            return c;
+    if (c->paused && !c->closing && conn_out_len(c) == 0)
+        return c;
     return NULL;
 }
 
@@ -555,10 +556,9 @@ fz_prescan(struct fz_input *in, int auth)
             authed = 1;
         pos += FRAME_HDR_LEN + n;
         if (fz.verbose)
-            fprintf(stderr, "fuzz_request:   frame %zu: %u bytes, rid %llu, %s%s%s\n",
-                    in->nreqs, n, (unsigned long long)req.rid,
-                    e == 0 ? msg_op_name(req.op) : forq_errname(e), e == 0 ? "" : ": ",
-                    e == 0 ? "" : fz.dec.why);
+            fprintf(stderr, "fuzz_request:   frame %zu: %u bytes, rid %llu, %s%s%s\n", in->nreqs, n,
+                    (unsigned long long)req.rid, e == 0 ? msg_op_name(req.op) : forq_errname(e),
+                    e == 0 ? "" : ": ", e == 0 ? "" : fz.dec.why);
         in->reqs[in->nreqs].rid = req.rid;
         in->reqs[in->nreqs].op = e == 0 ? req.op : -1;
         in->reqs[in->nreqs].end = pos;
@@ -750,8 +750,8 @@ fz_check_job(const struct msg_job *job, int op)
     const char *name = op >= 0 ? msg_op_name(op) : "wait/status/cancel";
 
     if (job->id == 0 || job->state < 0 || job->state >= FORQ_STATE__COUNT)
-        FUZZ_FAIL("%s: job snapshot with id %llu, state %d", name,
-                  (unsigned long long)job->id, (int)job->state);
+        FUZZ_FAIL("%s: job snapshot with id %llu, state %d", name, (unsigned long long)job->id,
+                  (int)job->state);
     if ((op == MSG_OP_WAIT || op == MSG_OP_WATCH) && !forq_state_is_final(job->state))
         FUZZ_FAIL("%s: job %llu answered while %s", name, (unsigned long long)job->id,
                   forq_state_name(job->state));
@@ -816,8 +816,8 @@ fz_check_success(const struct msg_response *resp, int op, const struct fz_rid *r
             fz_check_job(&resp->job, op);
         break;
     case MSG_OP_STATS:
-        if (resp->stats.nworkers != 1 || resp->stats.running > 1 ||
-            resp->stats.connections < 1 || resp->stats.nqueues > 8 + 3)
+        if (resp->stats.nworkers != 1 || resp->stats.running > 1 || resp->stats.connections < 1 ||
+            resp->stats.nqueues > 8 + 3)
             FUZZ_FAIL("stats: %zu workers, %llu running, %llu connections, %zu queues",
                       resp->stats.nworkers, (unsigned long long)resp->stats.running,
                       (unsigned long long)resp->stats.connections, resp->stats.nqueues);
@@ -869,10 +869,12 @@ fz_check_reply(struct fz_input *in, struct fz_replies *rp, const uint8_t *body, 
                       (unsigned long long)rid, r == NULL ? "nothing" : "nothing it answers");
     }
     if (fz.verbose)
-        fprintf(stderr, "fuzz_request:   reply rid %llu as %s%s: %s %s\n",
-                (unsigned long long)rid, msg_op_name(op), resp.more ? " (more)" : "",
+        fprintf(stderr, "fuzz_request:   reply rid %llu as %s%s: %s %s\n", (unsigned long long)rid,
+                msg_op_name(op), resp.more ? " (more)" : "",
                 resp.err.code ? forq_errname(resp.err.code) : "ok",
-                resp.err.code ? "" : resp.job.id ? forq_state_name(resp.job.state) : "");
+                resp.err.code ? ""
+                : resp.job.id ? forq_state_name(resp.job.state)
+                              : "");
     fz_check_error(&resp.err, "reply");
     if (resp.err.code == 0)
         fz_check_success(&resp, op, r);
@@ -880,8 +882,8 @@ fz_check_reply(struct fz_input *in, struct fz_replies *rp, const uint8_t *body, 
     fz_check_error(&resp.job.last_error, "reply job.last_error");
     if (resp.more) {
         if (r == NULL || !(r->ops & (1u << MSG_OP_WATCH)))
-            FUZZ_FAIL("reply %zu: an event (more) for rid %llu, which asked no WATCH",
-                      rp->nframes, (unsigned long long)rid);
+            FUZZ_FAIL("reply %zu: an event (more) for rid %llu, which asked no WATCH", rp->nframes,
+                      (unsigned long long)rid);
         return;
     }
     if (op == MSG_OP_SUBMIT && resp.err.code == 0 && in->njobs < FZ_JOBS_MAX)
@@ -950,8 +952,7 @@ fz_write(int fd, const uint8_t *p, size_t n)
     do
         w = send(fd, p, n, MSG_NOSIGNAL);
     while (w < 0 && errno == EINTR);
-    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EPIPE ||
-                  errno == ECONNRESET))
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EPIPE || errno == ECONNRESET))
         return 0;
     FUZZ_CHECK(w >= 0);
     return (size_t)w;
@@ -1069,8 +1070,8 @@ fz_unhog(void)
     if (jobs_stats(sv->srv->jobs, &st) != 0)
         return;
     for (size_t i = 0; i < st.nworkers; i++) {
-        const struct job *job = st.workers[i].job ? jobs_job(sv->srv->jobs, st.workers[i].job)
-                                                  : NULL;
+        const struct job *job =
+            st.workers[i].job ? jobs_job(sv->srv->jobs, st.workers[i].job) : NULL;
         char why[256];
 
         if (job != NULL && job->state == FORQ_STATE_RUNNING && job->started_us != 0 &&
