@@ -520,6 +520,7 @@ client_queue_stats_copy(struct forq_queue_stats *q, const struct msg_queue_stats
     q->cancelled = mq->cancelled;
     q->scheduled = mq->scheduled;
     q->retried = mq->retried;
+    q->blocked = mq->blocked;
     q->paused = mq->paused != 0;
     q->limit = mq->limit;
     /* An older forqd sends no order: its queues are all FIFO. */

@@ -296,6 +296,7 @@ future_submit_request(struct msg_request *req, const char *task, const void *pay
     req->u.submit.timeout_ms = opts->timeout_ms;
     req->u.submit.max_retries = opts->max_retries;
     req->u.submit.unique_key = msg_str_c(opts->unique_key);
+    req->u.submit.block_ms = opts->block_ms;
 }
 
 int

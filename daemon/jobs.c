@@ -51,6 +51,9 @@ struct jobs {
     uint64_t running;
     uint64_t submitted, succeeded, failed, cancelled, retried;
 
+    struct event *room_ev;     /* a queue with blocked SUBMITs may have room: admit them */
+    size_t nputters;           /* blocked SUBMITs in all queues */
+
     int draining;              /* jobs_drain: start nothing new, refuse SUBMIT */
     void (*drained)(void *arg); /* called once nothing runs any more while draining */
     void *drained_arg;
@@ -58,6 +61,8 @@ struct jobs {
 };
 
 static void jobs_pump(struct jobs *s);
+static void jobs_room(struct jobs *s, const struct queue *q);
+static void jobs_room_cb(evutil_socket_t fd, short what, void *arg);
 static void jobs_waiter_free(struct jobs_waiter *w);
 
 /* ------------------------------------------------------------------ unique keys */
@@ -130,6 +135,25 @@ jobs_check_drained(struct queue *q)
     }
 }
 
+/* Can q take one more job: fewer than max_queued being stored, scheduled or queued? */
+static int
+jobs_has_room(const struct jobs *s, const struct queue *q)
+{
+    return queue_len(q) + q->storing + q->scheduled < s->cfg.max_queued;
+}
+
+/*
+ * A job has left q's count (started, finished, not stored) or the limit has
+ * risen: if SUBMITs are blocked on q, admit them from the loop's next turn
+ * (jobs_room_cb), not from inside whatever freed the room.
+ */
+static void
+jobs_room(struct jobs *s, const struct queue *q)
+{
+    if (q->nputters > 0 && jobs_has_room(s, q))
+        event_active(s->room_ev, EV_TIMEOUT, 0);
+}
+
 /* ------------------------------------------------------------------ finishing */
 
 static void
@@ -137,6 +161,7 @@ jobs_waiter_free(struct jobs_waiter *w)
 {
     if (w->timer != NULL)
         event_free(w->timer);
+    free(w->put);
     free(w);
 }
 
@@ -327,6 +352,7 @@ jobs_finish(struct jobs *s, struct job *job, int state)
     TAILQ_INSERT_TAIL(&s->finished, moved, fin_link);
     s->nfinished++;
     jobs_check_drained(q);
+    jobs_room(s, q);
     return moved;
 }
 
@@ -626,6 +652,7 @@ jobs_pump(struct jobs *s)
         queue_started(&s->queues, job->queue);
         s->running++;
         (void)jobs_record(s, STORE_RUNNING, job, NULL);
+        jobs_room(s, job->queue);
     }
 }
 
@@ -656,6 +683,7 @@ jobs_inserted(struct jobs *s, struct store_rec *rec)
         job_free(job);
         s->cfg.hooks.submitted(s->cfg.hooks.arg, &o, FORQ_ERR_STORAGE, 0, 0, why);
         jobs_check_drained(q);
+        jobs_room(s, q);
         return;
     }
     job->queue->submitted++;
@@ -990,6 +1018,7 @@ jobs_new(struct event_base *base, const struct jobs_config *cfg, struct jobs **o
     TAILQ_INIT(&s->finished);
     if ((s->purge_ev = event_new(base, -1, EV_PERSIST, jobs_purge_cb, s)) == NULL ||
         event_add(s->purge_ev, &every) != 0 ||
+        (s->room_ev = event_new(base, -1, 0, jobs_room_cb, s)) == NULL ||
         delay_init(&s->delayed, base, jobs_delay_fire, s) != 0) {
         e = FORQ_ERR_NOMEM;
         goto fail;
@@ -1067,7 +1096,11 @@ jobs_free(struct jobs *s)
             LIST_REMOVE(w, job_link);
             jobs_waiter_free(w);
         }
+        while ((w = TAILQ_FIRST(&s->queues.all[i]->putters)) != NULL)
+            jobs_wait_cancel(w);
     }
+    if (s->room_ev != NULL)
+        event_free(s->room_ev);
     idmap_fini(&s->jobs);
     idmap_fini(&s->unique);
     task_table_fini(&s->tasks);
@@ -1101,11 +1134,19 @@ jobs_submit_dup(struct jobs *s, const struct job *dup, const struct jobs_origin 
     return 0;
 }
 
-int
-jobs_submit(struct jobs *s, const struct msg_submit *req, const struct jobs_origin *o,
-            char *why, size_t whylen)
+/* The queue a SUBMIT names. */
+static struct msg_str
+jobs_queue_name(const struct msg_submit *req)
 {
-    struct msg_str qname = req->queue.len ? req->queue : msg_str_c("default");
+    return req->queue.len ? req->queue : msg_str_c("default");
+}
+
+/* jobs_submit; admitted: req is a blocked SUBMIT whose turn has come (jobs_room_cb). */
+static int
+jobs_submit_req(struct jobs *s, const struct msg_submit *req, const struct jobs_origin *o,
+                int admitted, char *why, size_t whylen)
+{
+    struct msg_str qname = jobs_queue_name(req);
     struct queue *q;
     struct job *job, *dup;
     int task, e;
@@ -1136,9 +1177,14 @@ jobs_submit(struct jobs *s, const struct msg_submit *req, const struct jobs_orig
     if (req->unique_key.len > 0 &&
         (dup = jobs_unique_find(s, req->unique_key.ptr, req->unique_key.len)) != NULL)
         return jobs_submit_dup(s, dup, o);
-    if (queue_len(q) + q->storing + q->scheduled >= s->cfg.max_queued) {
+    if (!jobs_has_room(s, q)) {
         snprintf(why, whylen, "queue '%s' holds its limit of %zu jobs", q->name,
                  s->cfg.max_queued);
+        return FORQ_ERR_QUEUE_FULL;
+    }
+    if (q->nputters > 0 && !admitted) { /* first come, first served */
+        snprintf(why, whylen, "queue '%s' is full: %zu blocked submission%s ahead", q->name,
+                 q->nputters, q->nputters == 1 ? "" : "s");
         return FORQ_ERR_QUEUE_FULL;
     }
     if ((job = job_new(req->payload.ptr, req->payload.len, req->unique_key.ptr,
@@ -1184,6 +1230,13 @@ jobs_submit(struct jobs *s, const struct msg_submit *req, const struct jobs_orig
     jobs_enqueue(s, job);
     jobs_pump(s);
     return 0;
+}
+
+int
+jobs_submit(struct jobs *s, const struct msg_submit *req, const struct jobs_origin *o,
+            char *why, size_t whylen)
+{
+    return jobs_submit_req(s, req, o, 0, why, whylen);
 }
 
 const struct job *
@@ -1337,6 +1390,148 @@ jobs_join(struct jobs *s, struct msg_str name, int64_t timeout_ms, jobs_wait_fn 
     return 0;
 }
 
+/* ------------------------------------------------------------------ blocked SUBMITs */
+
+/* A blocked SUBMIT's own copy of its request: the strings live in bytes[]. */
+struct jobs_put {
+    struct jobs *s;
+    struct msg_submit req;
+    struct jobs_origin o;
+    char bytes[];
+};
+
+/* Copy src into *dst, at *at; *at moves past it. */
+static void
+jobs_put_str(struct msg_str *dst, struct msg_str src, char **at)
+{
+    if (src.len > 0)
+        memcpy(*at, src.ptr, src.len);
+    dst->ptr = *at;
+    dst->len = src.len;
+    *at += src.len;
+}
+
+static struct jobs_put *
+jobs_put_new(struct jobs *s, const struct msg_submit *req, const struct jobs_origin *o)
+{
+    size_t n = req->task.len + req->payload.len + req->queue.len + req->unique_key.len;
+    struct jobs_put *p;
+    char *at;
+
+    if ((p = malloc(sizeof(*p) + n)) == NULL)
+        return NULL;
+    p->s = s;
+    p->req = *req;
+    p->o = *o;
+    at = p->bytes;
+    jobs_put_str(&p->req.task, req->task, &at);
+    jobs_put_str(&p->req.payload, req->payload, &at);
+    jobs_put_str(&p->req.queue, req->queue, &at);
+    jobs_put_str(&p->req.unique_key, req->unique_key, &at);
+    return p;
+}
+
+/* Take w off its queue's list and tell its owner it is gone. */
+static void
+jobs_put_unlink(struct jobs *s, struct jobs_waiter *w)
+{
+    TAILQ_REMOVE(&w->queue->putters, w, put_link);
+    w->queue->nputters--;
+    s->nputters--;
+    w->fn(w->arg, w, NULL, 0);
+}
+
+/* Answer a blocked SUBMIT with an error and free it. */
+static void
+jobs_put_refuse(struct jobs *s, struct jobs_waiter *w, int code, const char *why)
+{
+    jobs_put_unlink(s, w);
+    s->cfg.hooks.submitted(s->cfg.hooks.arg, &w->put->o, code, 0, 0, why);
+    jobs_waiter_free(w);
+}
+
+static void
+jobs_put_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct jobs_waiter *w = arg;
+    struct jobs *s = w->put->s;
+    char why[FORQ_NAME_MAX + 96];
+
+    (void)fd;
+    (void)what;
+    snprintf(why, sizeof(why), "queue '%s' stayed full (limit %zu jobs) for %llu ms",
+             w->queue->name, s->cfg.max_queued, (unsigned long long)w->put->req.block_ms);
+    jobs_put_refuse(s, w, FORQ_ERR_QUEUE_FULL, why);
+}
+
+/* Queues have room: blocked SUBMITs take it, oldest first. */
+static void
+jobs_room_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct jobs *s = arg;
+    char why[256];
+    int e;
+
+    (void)fd;
+    (void)what;
+    for (size_t i = 0; i < s->queues.nqueues && s->nputters > 0; i++) {
+        struct queue *q = s->queues.all[i];
+        struct jobs_waiter *w;
+
+        while (!s->draining && (w = TAILQ_FIRST(&q->putters)) != NULL && jobs_has_room(s, q)) {
+            jobs_put_unlink(s, w);
+            why[0] = '\0';
+            e = jobs_submit_req(s, &w->put->req, &w->put->o, 1, why, sizeof(why));
+            if (e != 0) /* e.g. its task was removed by a reload meanwhile */
+                s->cfg.hooks.submitted(s->cfg.hooks.arg, &w->put->o, e, 0, 0,
+                                       why[0] ? why : NULL);
+            jobs_waiter_free(w);
+        }
+    }
+}
+
+/* Refuse every blocked SUBMIT (forqd is draining). */
+static void
+jobs_put_refuse_all(struct jobs *s, int code, const char *why)
+{
+    for (size_t i = 0; i < s->queues.nqueues && s->nputters > 0; i++) {
+        struct jobs_waiter *w;
+
+        while ((w = TAILQ_FIRST(&s->queues.all[i]->putters)) != NULL)
+            jobs_put_refuse(s, w, code, why);
+    }
+}
+
+int
+jobs_submit_block(struct jobs *s, const struct msg_submit *req, const struct jobs_origin *o,
+                  jobs_wait_fn fn, void *arg, struct jobs_waiter **out)
+{
+    struct msg_str qname = jobs_queue_name(req);
+    struct timeval tv = {(time_t)(req->block_ms / 1000),
+                         (suseconds_t)(req->block_ms % 1000) * 1000};
+    struct jobs_waiter *w;
+    struct queue *q;
+
+    *out = NULL;
+    /* jobs_submit found it full, so it exists. */
+    if (queue_get(&s->queues, qname.ptr, qname.len, 0, &q) != 0)
+        return FORQ_ERR_NOT_FOUND;
+    if ((w = jobs_waiter_new(s, -1, fn, arg, o->rid)) == NULL)
+        return FORQ_ERR_NOMEM;
+    w->queue = q;
+    if ((w->put = jobs_put_new(s, req, o)) == NULL ||
+        (w->timer = evtimer_new(s->base, jobs_put_timeout_cb, w)) == NULL ||
+        evtimer_add(w->timer, &tv) != 0) {
+        jobs_waiter_free(w);
+        return FORQ_ERR_NOMEM;
+    }
+    TAILQ_INSERT_TAIL(&q->putters, w, put_link);
+    q->nputters++;
+    s->nputters++;
+    *out = w;
+    return 0;
+}
+
 uint64_t
 jobs_queue_unfinished(struct jobs *s, struct msg_str name)
 {
@@ -1359,6 +1554,7 @@ jobs_queue_stats(const struct queue *q, struct msg_queue_stats *qs)
     qs->failed = q->failed;
     qs->cancelled = q->cancelled;
     qs->retried = q->retried;
+    qs->blocked = q->nputters;
     qs->paused = q->paused;
     qs->limit = q->limit;
     qs->order = msg_str_c(q->lifo ? "lifo" : "fifo");
@@ -1412,7 +1608,13 @@ jobs_queue(struct jobs *s, const struct msg_queue_req *req, struct msg_queue_sta
 void
 jobs_wait_cancel(struct jobs_waiter *w)
 {
-    LIST_REMOVE(w, job_link);
+    if (w->put != NULL) {
+        TAILQ_REMOVE(&w->queue->putters, w, put_link);
+        w->queue->nputters--;
+        w->put->s->nputters--;
+    } else {
+        LIST_REMOVE(w, job_link);
+    }
     jobs_waiter_free(w);
 }
 
@@ -1458,6 +1660,7 @@ jobs_drain(struct jobs *s, void (*done)(void *arg), void *arg)
     s->draining = 1;
     s->drained = done;
     s->drained_arg = arg;
+    jobs_put_refuse_all(s, FORQ_ERR_SHUTDOWN, "forqd is shutting down; submit again once it is back");
     log_info("draining: %llu job%s running, %llu queued (they stay queued)",
              (unsigned long long)s->running, s->running == 1 ? "" : "s",
              (unsigned long long)s->queues.queued);
@@ -1509,6 +1712,8 @@ jobs_reconfigure(struct jobs *s, const struct jobs_config *cfg, char *why, size_
     }
     if (cfg->conf != NULL && (e = jobs_configure_queues(s, cfg->conf, why, whylen)) != 0)
         log_warn("reload: %s", why); /* e.g. too many queues: the others are set */
+    for (size_t i = 0; i < s->queues.nqueues; i++)
+        jobs_room(s, s->queues.all[i]); /* a raised max_queued lets blocked SUBMITs in */
     jobs_pump(s); /* a resumed queue or a raised limit may start jobs now */
     return 0;
 }

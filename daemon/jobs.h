@@ -37,6 +37,7 @@ struct queue;
 struct event_base;
 struct job;
 struct jobs;
+struct jobs_put;
 struct jobs_waiter;
 struct metrics;
 
@@ -100,13 +101,15 @@ typedef void (*jobs_wait_fn)(void *arg, struct jobs_waiter *w, const struct job 
                               int code);
 
 struct jobs_waiter {
-    struct job *job;                          /* NULL for a JOIN */
-    struct queue *queue;                      /* the queue a JOIN waits on */
+    struct job *job;                          /* NULL for a JOIN or a blocked SUBMIT */
+    struct queue *queue;                      /* the queue a JOIN or blocked SUBMIT waits on */
+    struct jobs_put *put;                     /* a blocked SUBMIT's own copy; else NULL */
     struct event *timer; /* NULL when the wait has no limit */
     jobs_wait_fn fn;
     void *arg;
     uint64_t rid;                             /* the caller's request id */
-    LIST_ENTRY(jobs_waiter) job_link;        /* jobs.c's: waiters of one job */
+    LIST_ENTRY(jobs_waiter) job_link;        /* jobs.c's: waiters of one job, joiners */
+    TAILQ_ENTRY(jobs_waiter) put_link;       /* jobs.c's: a queue's blocked SUBMITs */
     LIST_ENTRY(jobs_waiter) owner_link;      /* free for the caller's own list */
 };
 
@@ -136,6 +139,22 @@ void jobs_free(struct jobs *s);
  */
 int jobs_submit(struct jobs *s, const struct msg_submit *req, const struct jobs_origin *o,
                 char *why, size_t whylen);
+
+/*
+ * A SUBMIT that jobs_submit refused with FORQ_ERR_QUEUE_FULL and that asks
+ * to block (req->block_ms > 0), like Python's Queue.put(timeout): park a
+ * copy of it, behind any SUBMIT already blocked on that queue, until the
+ * queue has room; then it is submitted as jobs_submit would. Its answer (an
+ * id, or any refusal: queue_full once block_ms has passed, shutdown when
+ * forqd starts to drain, unknown_task if a reload removed the task...) goes
+ * to hooks.submitted with o. Just before that, fn(arg, w, NULL, 0) tells the
+ * owner that w is gone (freed once fn returns). While SUBMITs are blocked on
+ * a queue, jobs_submit refuses new ones there (they queue up behind, first
+ * come, first served). Returns 0 with *out (jobs_wait_cancel withdraws it:
+ * nothing is answered), or FORQ_ERR_NOMEM.
+ */
+int jobs_submit_block(struct jobs *s, const struct msg_submit *req, const struct jobs_origin *o,
+                      jobs_wait_fn fn, void *arg, struct jobs_waiter **out);
 
 /*
  * The job with this id, or NULL (never existed, expired, not stored yet, or
@@ -182,7 +201,7 @@ int jobs_unstored(const struct job *job);
 int jobs_wait(struct jobs *s, uint64_t id, int64_t timeout_ms, jobs_wait_fn fn, void *arg,
                uint64_t rid, struct jobs_waiter **out);
 
-/* Withdraw a parked wait or join (its owner is going away) and free it; fn is not called. */
+/* Withdraw a parked wait, join or blocked SUBMIT (its owner is going away) and free it; fn is not called. */
 void jobs_wait_cancel(struct jobs_waiter *w);
 
 /* Unfinished jobs (being stored, scheduled, queued or running) of queue name; 0 if no such queue. */

@@ -281,6 +281,8 @@ static const struct metrics_field metrics_queue_fields[] = {
     {"forq_queue_running", "gauge", "Jobs of the queue running.", METRICS_QS(running)},
     {"forq_queue_scheduled", "gauge", "Jobs of the queue waiting for their delay or retry backoff.",
      METRICS_QS(scheduled)},
+    {"forq_queue_blocked_submits", "gauge",
+     "SUBMITs waiting for room in the full queue (block_ms).", METRICS_QS(blocked)},
     {"forq_queue_paused", "gauge", "1 if the queue is paused, else 0.",
      METRICS_QS_AS(paused, METRICS_F_INT)},
     {"forq_queue_limit", "gauge", "Most jobs of the queue running at once; 0 means no limit.",

@@ -101,15 +101,35 @@ ops_origin(const struct conn *c, const struct msg_request *req)
     return o;
 }
 
+/* A blocked SUBMIT has left its queue's wait: its answer comes through ops_submitted. */
+static void
+ops_submit_unblocked(void *arg, struct jobs_waiter *w, const struct job *job, int code)
+{
+    (void)job;
+    (void)code;
+    conn_untrack_wait(arg, w);
+}
+
 static void
 ops_submit(struct conn *c, const struct msg_request *req)
 {
     const struct jobs_origin o = ops_origin(c, req);
     char why[OPS_WHY_MAX] = "";
+    struct jobs_waiter *w;
     int e;
 
     /* On success the answer comes through ops_submitted, once the job is stored. */
-    if ((e = jobs_submit(c->srv->jobs, &req->u.submit, &o, why, sizeof(why))) != 0)
+    e = jobs_submit(c->srv->jobs, &req->u.submit, &o, why, sizeof(why));
+    if (e == FORQ_ERR_QUEUE_FULL && req->u.submit.block_ms > 0) {
+        /* Like Queue.put(timeout): wait for room; it counts as a request in flight. */
+        if ((e = jobs_submit_block(c->srv->jobs, &req->u.submit, &o, ops_submit_unblocked, c,
+                                   &w)) == 0) {
+            conn_track_wait(c, w);
+            return;
+        }
+        why[0] = '\0';
+    }
+    if (e != 0)
         conn_reply_err(c, req->rid, e, why[0] ? why : NULL);
 }
 

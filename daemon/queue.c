@@ -94,6 +94,7 @@ queue_add(struct queue_set *set, const char *name, size_t len, uint64_t hash, st
     q->hash = hash;
     q->ready_pos = HEAP_NONE;
     LIST_INIT(&q->joiners);
+    TAILQ_INIT(&q->putters);
     heap_init(&q->jobs, queue_job_less, queue_job_pos);
     first = idmap_get(&set->by_hash, hash);
     q->hash_next = first;

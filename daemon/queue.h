@@ -46,6 +46,8 @@ struct queue {
     uint8_t paused;   /* start none of its jobs */
     uint8_t lifo;     /* newest first within a priority */
     LIST_HEAD(, jobs_waiter) joiners; /* JOINs waiting for it to drain (jobs.c's) */
+    TAILQ_HEAD(, jobs_waiter) putters; /* SUBMITs waiting for room, oldest first (jobs.c's) */
+    size_t nputters;
 };
 
 struct queue_set {

@@ -177,8 +177,15 @@ struct forq_submit_opts {
      * once it has finished, the key is free again.
      */
     const char *unique_key;
+    /*
+     * 0: a full queue refuses the job at once (FORQ_ERR_QUEUE_FULL). N > 0:
+     * forq_submit blocks until the queue has room, for up to N ms, like
+     * Python's Queue.put(timeout=N/1000), then fails with FORQ_ERR_QUEUE_FULL.
+     * Blocked submissions to one queue get in first come, first served.
+     */
+    uint64_t block_ms;
 };
-#define FORQ_SUBMIT_OPTS_INIT {NULL, 0, 0, 0, 0, NULL}
+#define FORQ_SUBMIT_OPTS_INIT {NULL, 0, 0, 0, 0, NULL, 0}
 
 /*
  * Submit a job: the task's registered name and its payload (copied; may be
@@ -435,6 +442,7 @@ struct forq_queue_stats {
     uint64_t submitted, succeeded, failed, cancelled;
     uint64_t scheduled; /* waiting for a delay or a retry's backoff */
     uint64_t retried;   /* attempts retried since start */
+    uint64_t blocked;   /* submissions waiting for room (forq_submit_opts.block_ms) */
     int paused;         /* 1: accepts jobs but starts none (forq_queue_pause()) */
     uint32_t limit;     /* most jobs of the queue running at once; 0 = no limit */
     char order[8];      /* "fifo" or "lifo": order within a priority */

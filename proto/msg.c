@@ -80,6 +80,7 @@ static const struct msg_field msg_submit_fields[] = {
     F(struct msg_submit, "timeout_ms", MSG_F_U64, 0, timeout_ms, MSG_MS_MAX),
     F(struct msg_submit, "max_retries", MSG_F_U32, 0, max_retries, MSG_RETRIES_MAX),
     F(struct msg_submit, "unique_key", MSG_F_STR, 0, unique_key, MSG_KEY_MAX),
+    F(struct msg_submit, "block_ms", MSG_F_U64, 0, block_ms, MSG_MS_MAX),
 };
 static const struct msg_field msg_wait_fields[] = {
     F(struct msg_wait, "id", MSG_F_U64, MSG_REQUIRED, id, 0),
@@ -169,6 +170,7 @@ static const struct msg_field msg_queue_stats_fields[] = {
     F(struct msg_queue_stats, "cancelled", MSG_F_U64, 0, cancelled, 0),
     F(struct msg_queue_stats, "scheduled", MSG_F_U64, 0, scheduled, 0),
     F(struct msg_queue_stats, "retried", MSG_F_U64, 0, retried, 0),
+    F(struct msg_queue_stats, "blocked", MSG_F_U64, 0, blocked, 0),
     F(struct msg_queue_stats, "paused", MSG_F_BOOL, 0, paused, 0),
     F(struct msg_queue_stats, "limit", MSG_F_U32, 0, limit, 0),
     F(struct msg_queue_stats, "order", MSG_F_STR, 0, order, 0),
@@ -463,7 +465,7 @@ msg_pack_value(msgpack_packer *pk, const struct msg_field *f, const void *p)
     }
     case MSG_F_IDS: {
         size_t n = *CAT(p, f->count_off, size_t);
-        const uint64_t *ids = *CAT(p, f->off, const uint64_t *);
+        const uint64_t *ids = *CAT(p, f->off, uint64_t *);
 
         if (n > UINT32_MAX)
             return FORQ_ERR_INVALID;

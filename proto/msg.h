@@ -76,6 +76,7 @@ struct msg_submit {
     uint64_t timeout_ms;       /* default 0 = none */
     uint32_t max_retries;      /* default 0 */
     struct msg_str unique_key; /* empty = none */
+    uint64_t block_ms;         /* a full queue: wait this long for room; 0 = answer at once */
 };
 
 struct msg_wait {
@@ -170,6 +171,7 @@ struct msg_queue_stats {
     struct msg_str name;
     uint64_t queued, running, submitted, succeeded, failed, cancelled;
     uint64_t scheduled, retried;
+    uint64_t blocked;     /* SUBMITs waiting for room (block_ms) */
     int paused;
     uint32_t limit;       /* 0 = none */
     struct msg_str order; /* "fifo" or "lifo" */

@@ -34,6 +34,7 @@ enum {
     CLI_OPT_JOB_TIMEOUT,
     CLI_OPT_RETRIES,
     CLI_OPT_UNIQUE,
+    CLI_OPT_BLOCK,
     CLI_OPT_RUNNING,
     CLI_OPT_LIMIT,
     CLI_OPT_ORDER,
@@ -111,6 +112,8 @@ cli_usage(FILE *fp)
           "                           with exponential backoff\n"
           "        --unique KEY       while a job submitted with KEY is unfinished,\n"
           "                           print its id instead of submitting another\n"
+          "        --block MS         if the queue is full, wait up to MS milliseconds\n"
+          "                           for room instead of failing at once\n"
           "  wait ID [ID...]          wait for jobs (one WATCH for all of them) and\n"
           "                           print each result, in the order given\n"
           "    -t, --timeout MS       stop waiting after MS milliseconds (all IDs)\n"
@@ -640,9 +643,10 @@ cli_json_queue(const struct forq_queue_stats *q)
     cli_json_text(q->name);
     printf(",\"queued\":%" PRIu64 ",\"scheduled\":%" PRIu64 ",\"running\":%" PRIu64
            ",\"submitted\":%" PRIu64 ",\"succeeded\":%" PRIu64 ",\"failed\":%" PRIu64
-           ",\"cancelled\":%" PRIu64 ",\"retried\":%" PRIu64 ",\"limit\":%" PRIu32 ",\"order\":",
+           ",\"cancelled\":%" PRIu64 ",\"retried\":%" PRIu64 ",\"blocked\":%" PRIu64
+           ",\"limit\":%" PRIu32 ",\"order\":",
            q->queued, q->scheduled, q->running, q->submitted, q->succeeded, q->failed, q->cancelled,
-           q->retried, q->limit);
+           q->retried, q->blocked, q->limit);
     cli_json_text(q->order);
     printf(",\"paused\":%s", q->paused ? "true" : "false");
 }
@@ -768,7 +772,10 @@ cli_print_queue(const struct cli *cli, const struct forq_queue_stats *q)
         printf("%" PRIu32, q->limit);
     else
         fputs("none", stdout);
-    printf(", order %s, paused %s\n", q->order, q->paused ? "yes" : "no");
+    printf(", order %s, paused %s", q->order, q->paused ? "yes" : "no");
+    if (q->blocked > 0) /* only then: the line stays as it was for everyone else */
+        printf(", blocked submits %" PRIu64, q->blocked);
+    putchar('\n');
 }
 
 static int
@@ -945,6 +952,9 @@ cli_parse_cmd_opt(struct cli *cli, int ch, const char *arg)
     case CLI_OPT_UNIQUE:
         cli->opts.unique_key = arg;
         break;
+    case CLI_OPT_BLOCK:
+        r = cli_opt_num("--block", arg, MSG_MS_MAX, &cli->opts.block_ms);
+        break;
     case CLI_OPT_RUNNING:
         cli->running = 1;
         break;
@@ -978,6 +988,7 @@ cli_parse(struct cli *cli, int argc, char **argv)
         {"job-timeout", required_argument, NULL, CLI_OPT_JOB_TIMEOUT},
         {"retries", required_argument, NULL, CLI_OPT_RETRIES},
         {"unique", required_argument, NULL, CLI_OPT_UNIQUE},
+        {"block", required_argument, NULL, CLI_OPT_BLOCK},
         {"running", no_argument, NULL, CLI_OPT_RUNNING},
         {"limit", required_argument, NULL, CLI_OPT_LIMIT},
         {"order", required_argument, NULL, CLI_OPT_ORDER},

@@ -168,6 +168,21 @@ SEEDS = {
                               SYNC, req("submit", 2, task="echo", payload=b"dup", unique_key="u"),
                               SYNC, req("wait", 3, id=1, timeout_ms=200), SYNC,
                               req("submit", 4, task="echo", payload=b"new", unique_key="u")),
+    # A full, paused queue (max_queued 16): one SUBMIT gives up after 20 ms, one
+    # waits and gets in when the queue resumes, one leaves with the connection.
+    "seed-submit-block": framed(0, req("queue", 1, queue="qb", action="pause"),
+                                *[req("submit", 2 + i, task="echo", payload=b"f", queue="qb")
+                                  for i in range(16)], SYNC,
+                                req("submit", 30, task="echo", payload=b"t", queue="qb",
+                                    block_ms=20),
+                                req("submit", 31, task="echo", payload=b"w", queue="qb",
+                                    block_ms=60000),
+                                req("stats", 32),
+                                req("queue", 33, queue="qb", action="resume"), SYNC,
+                                req("queue", 34, queue="qb", action="pause"),
+                                *[req("submit", 40 + i, task="echo", payload=b"g", queue="qb",
+                                      block_ms=60000) for i in range(6)],
+                                req("queue", 50, queue="qb", action="info")),
     "seed-result-too-big": framed(0, req("submit", 1, task="echo", payload=b"r" * 600), SYNC,
                                   req("wait", 2, id=1, timeout_ms=200)),
     "seed-fib": framed(0, req("submit", 1, task="fib", payload=b"20"), SYNC,

@@ -287,6 +287,70 @@ test_jobs_wait_timeout_and_cancel(void **state)
     assert_int_equal(timed.calls, 1);
 }
 
+static void
+test_unblocked_cb(void *arg, struct jobs_waiter *w, const struct job *job, int code)
+{
+    int *calls = arg;
+
+    (void)w;
+    assert_null(job);
+    assert_int_equal(code, 0);
+    (*calls)++;
+}
+
+/*
+ * A blocked SUBMIT keeps its place: room that opens goes to it even when a
+ * new SUBMIT arrives before the loop has let it in; it is answered through
+ * hooks.submitted with its own origin, and its owner hears once that it left.
+ */
+static void
+test_jobs_blocked_submit_keeps_its_place(void **state)
+{
+    struct test_fx *fx = *state;
+    struct msg_submit m = {0};
+    struct jobs_origin o = {1, 42, MSG_OP_SUBMIT};
+    struct jobs_waiter *w;
+    const struct job *job;
+    uint64_t busy, id[3], extra;
+    char why[256] = "";
+    int left = 0;
+
+    assert_int_equal(test_submit(fx, "sleep", "60000", "slow", &busy), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(test_submit(fx, "echo", "q", NULL, &id[i]), 0);
+    m.task = msg_str_c("echo");
+    m.payload = msg_str_c("blocked");
+    m.block_ms = 600000;
+    assert_int_equal(jobs_submit(fx->jobs, &m, &o, why, sizeof(why)), FORQ_ERR_QUEUE_FULL);
+    fx->submitted_id = 0;
+    assert_int_equal(jobs_submit_block(fx->jobs, &m, &o, test_unblocked_cb, &left, &w), 0);
+    m.payload = msg_str_c("overwritten: jobs keeps its own copy");
+
+    /* Room, but the blocked SUBMIT has not been let in yet: a newcomer waits behind it. */
+    assert_int_equal(jobs_cancel(fx->jobs, id[0], 0, &job, why, sizeof(why)), 0);
+    assert_int_equal(test_submit(fx, "echo", "q", NULL, &extra), FORQ_ERR_QUEUE_FULL);
+    assert_int_equal(left, 0);
+    for (int i = 0; i < TEST_GUARD_TURNS && fx->submitted_id == 0; i++)
+        event_base_loop(fx->base, EVLOOP_ONCE);
+    assert_int_equal(left, 1);
+    assert_int_equal(fx->submitted_code, 0);
+    assert_true(fx->submitted_id > id[2]);
+    assert_non_null(job = jobs_job(fx->jobs, fx->submitted_id));
+    assert_int_equal(job->payload_len, 7);
+    assert_memory_equal(job->payload, "blocked", 7);
+
+    /* A withdrawn blocked SUBMIT is never answered, and its room stays free. */
+    assert_int_equal(jobs_submit_block(fx->jobs, &m, &o, test_unblocked_cb, &left, &w), 0);
+    jobs_wait_cancel(w);
+    fx->submitted_id = 0;
+    assert_int_equal(jobs_cancel(fx->jobs, id[1], 0, &job, why, sizeof(why)), 0);
+    for (int i = 0; i < 100; i++)
+        event_base_loop(fx->base, EVLOOP_ONCE);
+    assert_int_equal(left, 1);
+    assert_int_equal(fx->submitted_id, 0);
+    assert_int_equal(test_submit(fx, "echo", "q", NULL, &extra), 0);
+}
+
 /* Bug: a purge pass that hit its batch limit stopped all later expiry. */
 static void
 test_jobs_expiry_continues_after_a_full_batch(void **state)
@@ -374,6 +438,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_jobs_run_and_result, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_jobs_refusals, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_jobs_blocked_submit_keeps_its_place, test_setup,
+                                        test_teardown),
         cmocka_unit_test_setup_teardown(test_jobs_wait_timeout_and_cancel, test_setup,
                                         test_teardown),
         cmocka_unit_test_setup_teardown(test_jobs_expiry_continues_after_a_full_batch,
