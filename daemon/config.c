@@ -69,6 +69,8 @@ enum config_key_id {
     KEY_MAX_QUEUES,
     KEY_MAX_INFLIGHT,
     KEY_MAX_CONNECTIONS,
+    KEY_MAX_WATCH_IDS,
+    KEY_MAX_NAME,
     KEY_RESULT_TTL,
     KEY_DATA,
     KEY_DURABILITY,
@@ -101,55 +103,80 @@ struct config_key {
     int file_only;     /* no flag: a secret must not show in ps(1) or shell history */
 };
 
-#define CONFIG_FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
+/*
+ * The table names every field it sets: a positional entry that stops early
+ * (a key with no number field, or no scale) is what clang's
+ * -Wmissing-field-initializers warns about, and a field added to struct
+ * config_key later would silently shift the ones after it.
+ */
+#define CONFIG_FIELD(f) .off = offsetof(struct config, f), .size = sizeof(((struct config *)0)->f)
+/* A number key: its kind (CONFIG_COUNT or CONFIG_SIZE), its range, its field. */
+#define CONFIG_NUMBER(k, lo, hi, f) .kind = (k), .min = (lo), .max = (hi), CONFIG_FIELD(f)
 
 static const struct config_key config_keys[KEY__COUNT] = {
-    [KEY_LISTEN] = {"listen", CONFIG_LISTEN},
-    [KEY_WORKERS] = {"workers", CONFIG_COUNT, 1, 1024, CONFIG_FIELD(workers)},
-    [KEY_MAX_FRAME] = {"max_frame", CONFIG_SIZE, 1024, 512 * MIB, CONFIG_FIELD(max_frame)},
-    [KEY_MAX_PAYLOAD] = {"max_payload", CONFIG_SIZE, 0, 256 * MIB, CONFIG_FIELD(max_payload)},
-    [KEY_MAX_RESULT] = {"max_result", CONFIG_SIZE, 0, 256 * MIB, CONFIG_FIELD(max_result)},
-    [KEY_MAX_QUEUED] = {"max_queued", CONFIG_COUNT, 1, (uint64_t)1 << 32, CONFIG_FIELD(max_queued)},
+    [KEY_LISTEN] = {.key = "listen", .kind = CONFIG_LISTEN},
+    [KEY_WORKERS] = {.key = "workers", CONFIG_NUMBER(CONFIG_COUNT, 1, 1024, workers)},
+    [KEY_MAX_FRAME] = {.key = "max_frame", CONFIG_NUMBER(CONFIG_SIZE, 1024, 512 * MIB, max_frame)},
+    [KEY_MAX_PAYLOAD] = {.key = "max_payload",
+                         CONFIG_NUMBER(CONFIG_SIZE, 0, 256 * MIB, max_payload)},
+    [KEY_MAX_RESULT] = {.key = "max_result", CONFIG_NUMBER(CONFIG_SIZE, 0, 256 * MIB, max_result)},
+    [KEY_MAX_QUEUED] = {.key = "max_queued",
+                        CONFIG_NUMBER(CONFIG_COUNT, 1, (uint64_t)1 << 32, max_queued)},
     /*
      * STATS lists every queue (up to 25 elements each: 12 keys, 12 values,
      * the map) and worker (13 each) in one message of at most MSG_MAX_ITEMS
      * (65536) elements: 2048 × 25 + 1024 × 13 = 64512 fit, with room for the
      * totals. A new queue field needs this limit looked at again.
      */
-    [KEY_MAX_QUEUES] = {"max_queues", CONFIG_COUNT, 1, 2048, CONFIG_FIELD(max_queues)},
-    [KEY_MAX_INFLIGHT] = {"max_inflight", CONFIG_COUNT, 1, 1 << 20, CONFIG_FIELD(max_inflight)},
-    [KEY_MAX_CONNECTIONS] = {"max_connections", CONFIG_COUNT, 1, 1 << 20,
-                             CONFIG_FIELD(max_connections)},
-    [KEY_RESULT_TTL] = {"result_ttl", CONFIG_COUNT, 1, 10 * 365 * 24 * 3600,
-                        CONFIG_FIELD(result_ttl_ms), 1000},
-    [KEY_DATA] = {"data", CONFIG_DATA},
-    [KEY_DURABILITY] = {"durability", CONFIG_DURABILITY},
-    [KEY_MAX_DB_SIZE] = {"max_db_size", CONFIG_SIZE, 0, 1024 * GIB, CONFIG_FIELD(max_db_bytes)},
-    [KEY_RESULT_CACHE] = {"result_cache", CONFIG_COUNT, 0, (uint64_t)1 << 32,
-                          CONFIG_FIELD(result_cache)},
-    [KEY_LOG_LEVEL] = {"log_level", CONFIG_LOG_LEVEL},
-    [KEY_RETRY_BACKOFF_MS] = {"retry_backoff_ms", CONFIG_COUNT, 1, 86400000,
-                              CONFIG_FIELD(retry_backoff_ms)},
-    [KEY_RETRY_BACKOFF_MAX_MS] = {"retry_backoff_max_ms", CONFIG_COUNT, 1, 86400000,
-                                  CONFIG_FIELD(retry_backoff_max_ms)},
-    [KEY_MAX_JOBS_PER_WORKER] = {"max_jobs_per_worker", CONFIG_COUNT, 0, (uint64_t)1 << 32,
-                                 CONFIG_FIELD(max_jobs_per_worker)},
+    [KEY_MAX_QUEUES] = {.key = "max_queues", CONFIG_NUMBER(CONFIG_COUNT, 1, 2048, max_queues)},
+    [KEY_MAX_INFLIGHT] = {.key = "max_inflight",
+                          CONFIG_NUMBER(CONFIG_COUNT, 1, 1 << 20, max_inflight)},
+    [KEY_MAX_CONNECTIONS] = {.key = "max_connections",
+                             CONFIG_NUMBER(CONFIG_COUNT, 1, 1 << 20, max_connections)},
+    /*
+     * Each id watched costs a slot in its watch's list and, while its job is
+     * unfinished, a parked waiter. The ceiling is max_queued's: a client may
+     * want to watch every job one queue can hold, and the sum of a
+     * connection's watches stays far from overflowing.
+     */
+    [KEY_MAX_WATCH_IDS] = {.key = "max_watch_ids",
+                           CONFIG_NUMBER(CONFIG_COUNT, 1, (uint64_t)1 << 32, max_watch_ids)},
+    /* Names are at most FORQ_NAME_MAX bytes on the wire; an operator may allow fewer. */
+    [KEY_MAX_NAME] = {.key = "max_name", CONFIG_NUMBER(CONFIG_COUNT, 1, FORQ_NAME_MAX, max_name)},
+    [KEY_RESULT_TTL] = {.key = "result_ttl",
+                        CONFIG_NUMBER(CONFIG_COUNT, 1, 10 * 365 * 24 * 3600, result_ttl_ms),
+                        .scale = 1000},
+    [KEY_DATA] = {.key = "data", .kind = CONFIG_DATA},
+    [KEY_DURABILITY] = {.key = "durability", .kind = CONFIG_DURABILITY},
+    [KEY_MAX_DB_SIZE] = {.key = "max_db_size",
+                         CONFIG_NUMBER(CONFIG_SIZE, 0, 1024 * GIB, max_db_bytes)},
+    [KEY_RESULT_CACHE] = {.key = "result_cache",
+                          CONFIG_NUMBER(CONFIG_COUNT, 0, (uint64_t)1 << 32, result_cache)},
+    [KEY_LOG_LEVEL] = {.key = "log_level", .kind = CONFIG_LOG_LEVEL},
+    [KEY_RETRY_BACKOFF_MS] = {.key = "retry_backoff_ms",
+                              CONFIG_NUMBER(CONFIG_COUNT, 1, 86400000, retry_backoff_ms)},
+    [KEY_RETRY_BACKOFF_MAX_MS] = {.key = "retry_backoff_max_ms",
+                                  CONFIG_NUMBER(CONFIG_COUNT, 1, 86400000, retry_backoff_max_ms)},
+    [KEY_MAX_JOBS_PER_WORKER] = {.key = "max_jobs_per_worker",
+                                 CONFIG_NUMBER(CONFIG_COUNT, 0, (uint64_t)1 << 32,
+                                               max_jobs_per_worker)},
     /* 0, or at least CONFIG_MEMORY_MIN: below that a worker cannot even start. */
-    [KEY_MEMORY_LIMIT] = {"memory_limit", CONFIG_SIZE, 0, 1024 * GIB, CONFIG_FIELD(memory_limit)},
-    [KEY_PLUGIN] = {"plugin", CONFIG_PLUGIN},
-    [KEY_DRAIN_TIMEOUT_MS] = {"drain_timeout_ms", CONFIG_COUNT, 0, 86400000,
-                              CONFIG_FIELD(drain_timeout_ms)},
-    [KEY_METRICS_LISTEN] = {"metrics_listen", CONFIG_METRICS},
-    [KEY_AUTH_TOKEN] = {"auth_token", CONFIG_TOKEN, .file_only = 1},
-    [KEY_AUTH_TOKEN_FILE] = {"auth_token_file", CONFIG_TOKEN_FILE},
-    [KEY_ALLOW_UIDS] = {"allow_uids", CONFIG_UIDS},
-    [KEY_ALLOW_GIDS] = {"allow_gids", CONFIG_GIDS},
-    [KEY_HANDSHAKE_TIMEOUT_MS] = {"handshake_timeout_ms", CONFIG_COUNT, 1, 3600000,
-                                  CONFIG_FIELD(handshake_timeout_ms)},
-    [KEY_IDLE_TIMEOUT_MS] = {"idle_timeout_ms", CONFIG_COUNT, 0, 7 * 86400000ULL,
-                             CONFIG_FIELD(idle_timeout_ms)},
-    [KEY_FRAME_TIMEOUT_MS] = {"frame_timeout_ms", CONFIG_COUNT, 0, 3600000,
-                              CONFIG_FIELD(frame_timeout_ms)},
+    [KEY_MEMORY_LIMIT] = {.key = "memory_limit",
+                          CONFIG_NUMBER(CONFIG_SIZE, 0, 1024 * GIB, memory_limit)},
+    [KEY_PLUGIN] = {.key = "plugin", .kind = CONFIG_PLUGIN},
+    [KEY_DRAIN_TIMEOUT_MS] = {.key = "drain_timeout_ms",
+                              CONFIG_NUMBER(CONFIG_COUNT, 0, 86400000, drain_timeout_ms)},
+    [KEY_METRICS_LISTEN] = {.key = "metrics_listen", .kind = CONFIG_METRICS},
+    [KEY_AUTH_TOKEN] = {.key = "auth_token", .kind = CONFIG_TOKEN, .file_only = 1},
+    [KEY_AUTH_TOKEN_FILE] = {.key = "auth_token_file", .kind = CONFIG_TOKEN_FILE},
+    [KEY_ALLOW_UIDS] = {.key = "allow_uids", .kind = CONFIG_UIDS},
+    [KEY_ALLOW_GIDS] = {.key = "allow_gids", .kind = CONFIG_GIDS},
+    [KEY_HANDSHAKE_TIMEOUT_MS] = {.key = "handshake_timeout_ms",
+                                  CONFIG_NUMBER(CONFIG_COUNT, 1, 3600000, handshake_timeout_ms)},
+    [KEY_IDLE_TIMEOUT_MS] = {.key = "idle_timeout_ms",
+                             CONFIG_NUMBER(CONFIG_COUNT, 0, 7 * 86400000ULL, idle_timeout_ms)},
+    [KEY_FRAME_TIMEOUT_MS] = {.key = "frame_timeout_ms",
+                              CONFIG_NUMBER(CONFIG_COUNT, 0, 3600000, frame_timeout_ms)},
 };
 
 /* Number fields are unsigned or 64 bits wide (size_t is, where forqd runs). */
@@ -203,6 +230,8 @@ config_init(struct config *cfg)
     cfg->max_queues = 1024;
     cfg->max_inflight = 4096;
     cfg->max_connections = 16384;
+    cfg->max_watch_ids = 1000000;
+    cfg->max_name = FORQ_NAME_MAX;
     cfg->result_ttl_ms = 24 * 3600 * 1000;
     cfg->log_level = LOG_LEVEL_INFO;
     cfg->durability = STORE_FULL;
@@ -1388,6 +1417,23 @@ config_defaults(struct config *cfg)
     return 0;
 }
 
+/*
+ * A task or queue the operator declared must have a name of at most
+ * max_name characters: clients could never name it otherwise. 0 or
+ * FORQ_ERR_INVALID.
+ */
+static int
+config_name_fits(const char *kind, const char *name, size_t max_name, char *err, size_t errlen)
+{
+    size_t n = strlen(name);
+
+    if (n <= max_name)
+        return 0;
+    snprintf(err, errlen, "%s '%s': the name has %zu characters, more than max_name (%zu)", kind,
+             name, n, max_name);
+    return FORQ_ERR_INVALID;
+}
+
 /* Checks that involve several settings. */
 static int
 config_check(struct config *cfg, char *err, size_t errlen)
@@ -1430,12 +1476,18 @@ config_check(struct config *cfg, char *err, size_t errlen)
                      t->name, t->max_output, cfg->max_result);
             return FORQ_ERR_INVALID;
         }
+        /* Here, not at [task.NAME]: max_name may come later in the file, or as a flag. */
+        if (config_name_fits("task", t->name, cfg->max_name, err, errlen) != 0)
+            return FORQ_ERR_INVALID;
     }
-    for (size_t i = 0; i < cfg->nqueues; i++)
+    for (size_t i = 0; i < cfg->nqueues; i++) {
         if (!msg_name_valid(cfg->queues[i].name, strlen(cfg->queues[i].name))) {
             snprintf(err, errlen, "queue '%s': not a valid queue name", cfg->queues[i].name);
             return FORQ_ERR_INVALID;
         }
+        if (config_name_fits("queue", cfg->queues[i].name, cfg->max_name, err, errlen) != 0)
+            return FORQ_ERR_INVALID;
+    }
     return config_defaults(cfg);
 }
 
@@ -1726,6 +1778,9 @@ config_usage(FILE *out)
             "  --max-inflight N       requests in flight per connection before forqd\n"
             "                         stops reading from it (default 4096)\n"
             "  --max-connections N    client connections at once (default 16384)\n"
+            "  --max-watch-ids N      job ids one connection may watch at once with WATCH\n"
+            "                         (1..4294967296, default 1000000)\n"
+            "  --max-name N           longest task or queue name, 1..%d (default %d)\n"
             "  --result-ttl SECONDS   how long finished jobs stay retrievable (default 86400)\n"
             "  --data DIR             where the job store lives (default " CONFIG_DEFAULT_DATA ",\n"
             "                         under systemd $STATE_DIRECTORY)\n"
@@ -1780,5 +1835,5 @@ config_usage(FILE *out)
             "\n"
             "SIZE takes an optional K, M or G suffix (powers of 1024). The --queue-* and\n"
             "--task* flags are repeatable.\n",
-            CONFIG_PLUGIN_MAX);
+            FORQ_NAME_MAX, FORQ_NAME_MAX, CONFIG_PLUGIN_MAX);
 }

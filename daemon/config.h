@@ -49,6 +49,8 @@ struct config {
     size_t max_queues;
     size_t max_inflight; /* requests per connection before reading pauses */
     size_t max_connections;
+    size_t max_watch_ids; /* job ids watched at once per connection (WATCH); 1..2^32 */
+    size_t max_name;      /* longest task or queue name, 1..FORQ_NAME_MAX */
     uint64_t result_ttl_ms;
     char *data_dir;        /* owned; default CONFIG_DEFAULT_DATA */
     int durability;        /* enum store_durability; default full */

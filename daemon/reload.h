@@ -3,8 +3,10 @@
  * config file as it is now) and apply what can change while forqd runs.
  *
  * Applied at once: log_level, max_connections, max_inflight, max_queued,
- * max_queues, result_ttl, result_cache, retry_backoff_ms,
- * retry_backoff_max_ms, drain_timeout_ms, and the [queue.NAME] sections.
+ * max_queues, max_watch_ids (to the next WATCH; watches already open are
+ * kept, even past a lowered limit), max_name, result_ttl, result_cache,
+ * retry_backoff_ms, retry_backoff_max_ms, drain_timeout_ms, and the
+ * [queue.NAME] sections.
  * Applied to workers started from now on: max_jobs_per_worker, memory_limit.
  * Tasks (plugins and [task.NAME]): when they changed, the table is rebuilt
  * and every worker is replaced between jobs (jobs_reconfigure); connections

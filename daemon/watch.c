@@ -18,7 +18,9 @@
  *
  * A watch holds its request slot (max_inflight) only until it has started:
  * many watches may stay open on one connection. What bounds them instead is
- * WATCH_CONN_IDS_MAX ids watched per connection.
+ * max_watch_ids, the ids watched at once per connection. It is read from the
+ * running config at each WATCH, so a reload applies it to the next one; the
+ * watches already open are kept, even past a lowered limit.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,8 +38,7 @@
 #include "server.h"
 #include "watch.h"
 
-#define WATCH_LOOKUPS_MAX  16      /* store lookups in flight per watch */
-#define WATCH_CONN_IDS_MAX 1000000 /* ids watched at once per connection */
+#define WATCH_LOOKUPS_MAX 16 /* store lookups in flight per watch */
 
 struct watch {
     struct conn *c;
@@ -284,13 +285,15 @@ static int
 watch_new(struct conn *c, const struct msg_request *req, struct watch **out)
 {
     const struct msg_watch *m = &req->u.watch;
+    size_t max = c->srv->cfg->max_watch_ids;
     struct watch *w;
     struct timeval tv;
     char why[OPS_WHY_MAX];
 
-    if (c->watched + m->nids > WATCH_CONN_IDS_MAX) {
-        snprintf(why, sizeof(why), "this connection already watches %zu jobs; at most %d",
-                 c->watched, WATCH_CONN_IDS_MAX);
+    if (c->watched + m->nids > max) {
+        snprintf(why, sizeof(why),
+                 "this connection already watches %zu jobs; at most %zu (max_watch_ids)",
+                 c->watched, max);
         conn_reply_err(c, req->rid, FORQ_ERR_LIMIT, why);
         return -1;
     }

@@ -10,7 +10,8 @@
  * store for ids that are no longer in memory. Events are sent only while the
  * connection's output has room (watch_flush_all resumes them). The watch
  * belongs to its connection and dies with it; it gives its request slot back
- * once started (see watch.c for what bounds watches instead).
+ * once started: what bounds watches instead is max_watch_ids, the ids one
+ * connection watches at once (a WATCH past it is refused with limit).
  */
 #ifndef FORQ_WATCH_H
 #define FORQ_WATCH_H

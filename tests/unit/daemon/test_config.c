@@ -81,6 +81,9 @@ test_config_defaults(void **state)
     assert_int_equal(cfg.max_queues, 1024);
     assert_int_equal(cfg.max_inflight, 4096);
     assert_int_equal(cfg.max_connections, 16384);
+    assert_int_equal(cfg.max_watch_ids, 1000000);
+    assert_int_equal(cfg.max_name, FORQ_NAME_MAX);
+    assert_int_equal(cfg.max_name, 64);
     assert_int_equal(cfg.result_ttl_ms, 24ULL * 3600 * 1000);
     assert_int_equal(cfg.log_level, LOG_LEVEL_INFO);
     assert_int_equal(cfg.show_help, 0);
@@ -437,6 +440,8 @@ test_config_usage_lists_every_flag(void **state)
                                   "--max-queues",
                                   "--max-inflight",
                                   "--max-connections",
+                                  "--max-watch-ids",
+                                  "--max-name",
                                   "--result-ttl",
                                   "--log-level",
                                   "--help",
@@ -562,6 +567,8 @@ static const char test_full_file[] = "# every key, with values that differ from 
                                      "max_queues = 7\n"
                                      "max_inflight = 9\n"
                                      "max_connections = 11\n"
+                                     "max_watch_ids = 13\n"
+                                     "max_name = 32\n"
                                      "result_ttl = 60\n"
                                      "data = /var/lib/forq\n"
                                      "durability = normal\n"
@@ -609,6 +616,8 @@ test_config_file_every_key(void **state)
     assert_int_equal(cfg.max_queues, 7);
     assert_int_equal(cfg.max_inflight, 9);
     assert_int_equal(cfg.max_connections, 11);
+    assert_int_equal(cfg.max_watch_ids, 13);
+    assert_int_equal(cfg.max_name, 32);
     assert_int_equal(cfg.result_ttl_ms, 60000);
     assert_string_equal(cfg.data_dir, "/var/lib/forq");
     assert_int_equal(cfg.durability, STORE_NORMAL);
@@ -1137,6 +1146,8 @@ test_config_print_round_trip(void **state)
     config_fini(&cfg);
     assert_non_null(strstr(text1, "none"));
     assert_non_null(strstr(text1, "\nmemory_limit = 0\n"));
+    assert_non_null(strstr(text1, "\nmax_watch_ids = 1000000\n"));
+    assert_non_null(strstr(text1, "\nmax_name = 64\n"));
     snprintf(printed, sizeof(printed), "%s", test_write("printed.conf", text1));
     assert_int_equal(test_parse(&cfg, err, sizeof(err), "-c", printed, NULL), 0);
     text2 = test_print(&cfg);
@@ -1295,6 +1306,8 @@ test_config_example_file_loads(void **state)
                                  "max_queues",
                                  "max_inflight",
                                  "max_connections",
+                                 "max_watch_ids",
+                                 "max_name",
                                  "result_ttl",
                                  "data",
                                  "durability",
@@ -1481,6 +1494,102 @@ test_config_tasks_equal(void **state)
     config_fini(&a);
 }
 
+/*
+ * max_watch_ids and max_name: flags and keys, their bounds, and the names
+ * of the tasks and queues the operator declares checked against max_name
+ * wherever it is set (before or after the section, in the file or as a flag).
+ */
+static void
+test_config_watch_ids_and_max_name(void **state)
+{
+    char f[2 * TEST_PATH_MAX], flag[128], err[512];
+    struct config cfg;
+
+    (void)state;
+    /* The bounds themselves are accepted. */
+    assert_int_equal(
+        test_parse(&cfg, err, sizeof(err), "--max-watch-ids", "1", "--max-name", "1", NULL), 0);
+    assert_string_equal(err, "");
+    assert_int_equal(cfg.max_watch_ids, 1);
+    assert_int_equal(cfg.max_name, 1);
+    config_fini(&cfg);
+    assert_int_equal(
+        test_parse(&cfg, err, sizeof(err), "--max-watch-ids=4294967296", "--max-name=64", NULL), 0);
+    assert_int_equal(cfg.max_watch_ids, (size_t)1 << 32);
+    assert_int_equal(cfg.max_name, 64);
+    config_fini(&cfg);
+
+    /* One past each bound, and suffixes: refused with the flag, the range and the value. */
+    static const struct test_bad bad[] = {
+        {{"--max-watch-ids", "0"}, "--max-watch-ids: expected a number in 1..4294967296, got '0'"},
+        {{"--max-watch-ids", "4294967297"},
+         "--max-watch-ids: expected a number in 1..4294967296, got '4294967297'"},
+        {{"--max-watch-ids", "1K"}, "--max-watch-ids: expected a number in 1..4294967296"},
+        {{"--max-watch-ids"}, "--max-watch-ids: needs a value"},
+        {{"--max-name", "0"}, "--max-name: expected a number in 1..64, got '0'"},
+        {{"--max-name", "65"}, "--max-name: expected a number in 1..64, got '65'"},
+        {{"--max-name", "-1"}, "--max-name: expected a number in 1..64, got '-1'"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *const *a = bad[i].args;
+        int r = test_parse(&cfg, err, sizeof(err), a[0], a[1], NULL);
+
+        if (r != FORQ_ERR_INVALID || strstr(err, bad[i].names) == NULL)
+            fail_msg("case %zu (%s): got %d, message '%s'", i, a[0], r, err);
+        config_fini(&cfg);
+    }
+    static const struct test_bad_file bad_files[] = {
+        {"[forqd]\nmax_watch_ids = 0\n", 2,
+         "max_watch_ids: expected a number in 1..4294967296, got '0'"},
+        {"[forqd]\nmax_name = 65\n", 2, "max_name: expected a number in 1..64, got '65'"},
+        {"[forqd]\nmax_name = 8\nmax_name = 9\n", 3, "max_name: given twice (first at line 2)"},
+    };
+    test_expect_bad_files(bad_files, sizeof(bad_files) / sizeof(bad_files[0]));
+
+    /* A task name of exactly max_name characters is fine, one more is not. */
+    snprintf(f, sizeof(f), "%s",
+             test_write("names.conf", "[forqd]\n"
+                                      "max_name = 8\n"
+                                      "[task.abcdefgh]\n"
+                                      "exec = /bin/cat\n"
+                                      "[queue.12345678]\n"));
+    assert_int_equal(test_parse(&cfg, err, sizeof(err), "-c", f, NULL), 0);
+    assert_int_equal(cfg.max_name, 8);
+    assert_string_equal(cfg.tasks[0].name, "abcdefgh");
+    config_fini(&cfg);
+    /* The flag wins over the file, and the file's task is checked against it. */
+    assert_int_equal(test_parse(&cfg, err, sizeof(err), "-c", f, "--max-name", "7", NULL),
+                     FORQ_ERR_INVALID);
+    assert_string_equal(err, "task 'abcdefgh': the name has 8 characters, more than max_name (7)");
+    config_fini(&cfg);
+    /* max_name after the section it limits still applies to it. */
+    snprintf(f, sizeof(f), "%s",
+             test_write("names.conf", "[task.abcdefghi]\n"
+                                      "exec = /bin/cat\n"
+                                      "[forqd]\n"
+                                      "max_name = 8\n"));
+    assert_int_equal(test_parse(&cfg, err, sizeof(err), "-c", f, NULL), FORQ_ERR_INVALID);
+    assert_string_equal(err, "task 'abcdefghi': the name has 9 characters, more than max_name (8)");
+    config_fini(&cfg);
+    /* A task or queue declared by a flag, too. */
+    assert_int_equal(
+        test_parse(&cfg, err, sizeof(err), "--max-name=3", "--task=four=/bin/cat", NULL),
+        FORQ_ERR_INVALID);
+    assert_string_equal(err, "task 'four': the name has 4 characters, more than max_name (3)");
+    config_fini(&cfg);
+    assert_int_equal(test_parse(&cfg, err, sizeof(err), "--max-name=3", "--task=two=/bin/cat",
+                                "--queue-limit=four=2", NULL),
+                     FORQ_ERR_INVALID);
+    assert_string_equal(err, "queue 'four': the name has 4 characters, more than max_name (3)");
+    config_fini(&cfg);
+    /* The default allows what the protocol does: 64 characters. */
+    snprintf(flag, sizeof(flag), "--task=%.64s=/bin/cat",
+             "0123456789012345678901234567890123456789012345678901234567890123");
+    assert_int_equal(test_parse(&cfg, err, sizeof(err), flag, NULL), 0);
+    assert_int_equal(strlen(cfg.tasks[0].name), 64);
+    config_fini(&cfg);
+}
+
 int
 main(void)
 {
@@ -1512,6 +1621,7 @@ main(void)
         cmocka_unit_test(test_config_service_settings),
         cmocka_unit_test(test_config_systemd_directories),
         cmocka_unit_test(test_config_tasks_equal),
+        cmocka_unit_test(test_config_watch_ids_and_max_name),
     };
 
     return cmocka_run_group_tests(tests, test_group_setup, test_group_teardown);
