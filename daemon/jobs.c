@@ -967,6 +967,7 @@ jobs_config_from(const struct config *cfg, struct jobs_config *out)
         .max_result = cfg->max_result,
         .max_queued = cfg->max_queued,
         .max_queues = cfg->max_queues,
+        .max_name = cfg->max_name,
         .result_ttl_ms = cfg->result_ttl_ms,
         .durability = cfg->durability,
         .data_dir = cfg->data_dir,
@@ -1134,6 +1135,19 @@ jobs_submit_dup(struct jobs *s, const struct job *dup, const struct jobs_origin 
     return 0;
 }
 
+/* A name a request uses is within max_name (the protocol caps it at FORQ_NAME_MAX already). */
+static int
+jobs_name_ok(const struct jobs *s, const char *what, struct msg_str name, char *why, size_t whylen)
+{
+    size_t max = s->cfg.max_name ? s->cfg.max_name : FORQ_NAME_MAX;
+
+    if (name.len <= max)
+        return 1;
+    snprintf(why, whylen, "%s name of %zu bytes is longer than this server's max_name (%zu)",
+             what, name.len, max);
+    return 0;
+}
+
 /* The queue a SUBMIT names. */
 static struct msg_str
 jobs_queue_name(const struct msg_submit *req)
@@ -1155,6 +1169,9 @@ jobs_submit_req(struct jobs *s, const struct msg_submit *req, const struct jobs_
         snprintf(why, whylen, "forqd is shutting down; submit again once it is back");
         return FORQ_ERR_SHUTDOWN;
     }
+    if (!jobs_name_ok(s, "task", req->task, why, whylen) ||
+        !jobs_name_ok(s, "queue", qname, why, whylen))
+        return FORQ_ERR_BAD_REQUEST;
     if ((task = task_find(&s->tasks, req->task.ptr, req->task.len)) < 0) {
         snprintf(why, whylen, "no task named '%.*s'", (int)req->task.len, req->task.ptr);
         return FORQ_ERR_UNKNOWN_TASK;
@@ -1587,6 +1604,8 @@ jobs_queue(struct jobs *s, const struct msg_queue_req *req, struct msg_queue_sta
         snprintf(why, whylen, "set: give a limit, an order or both");
         return FORQ_ERR_BAD_REQUEST;
     }
+    if (!jobs_name_ok(s, "queue", req->queue, why, whylen))
+        return FORQ_ERR_BAD_REQUEST;
     if ((e = queue_get(&s->queues, req->queue.ptr, req->queue.len, 1, &q)) != 0) {
         if (e == FORQ_ERR_LIMIT)
             snprintf(why, whylen, "too many queues (limit %zu)", s->cfg.max_queues);
@@ -1697,6 +1716,7 @@ jobs_reconfigure(struct jobs *s, const struct jobs_config *cfg, char *why, size_
     /* Nothing below can fail in a way that leaves half a reload behind. */
     s->cfg.max_queued = cfg->max_queued;
     s->cfg.max_queues = s->queues.max_queues = cfg->max_queues;
+    s->cfg.max_name = cfg->max_name;
     s->cfg.result_ttl_ms = cfg->result_ttl_ms;
     s->cfg.result_cache = cfg->result_cache;
     s->cfg.retry_backoff_ms = cfg->retry_backoff_ms ? cfg->retry_backoff_ms : JOBS_BACKOFF_MS;

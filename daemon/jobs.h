@@ -70,6 +70,7 @@ struct jobs_config {
     size_t max_result;      /* results above this fail the job (too_big) */
     size_t max_queued;      /* jobs queued per queue before queue_full */
     size_t max_queues;      /* distinct queue names */
+    size_t max_name;        /* longest task or queue name a request may use; 0: FORQ_NAME_MAX */
     uint64_t result_ttl_ms; /* how long finished jobs stay retrievable */
     size_t purge_batch;     /* expired jobs freed per loop turn; 0 = default (10000) */
     int durability;         /* enum store_durability; STORE_OFF: no store */
@@ -134,7 +135,8 @@ void jobs_free(struct jobs *s);
  * Accept a submission. Returns 0 when it is taken: the answer (its id, or a
  * storage error) goes to hooks.submitted, maybe before this returns. Or
  * refuses it at once with FORQ_ERR_UNKNOWN_TASK, FORQ_ERR_TOO_BIG,
- * FORQ_ERR_QUEUE_FULL, FORQ_ERR_LIMIT (too many queues) or FORQ_ERR_NOMEM,
+ * FORQ_ERR_QUEUE_FULL, FORQ_ERR_LIMIT (too many queues), FORQ_ERR_BAD_REQUEST (a
+ * name over max_name) or FORQ_ERR_NOMEM,
  * with a message for the client in why. Nothing of req is kept.
  */
 int jobs_submit(struct jobs *s, const struct msg_submit *req, const struct jobs_origin *o,

@@ -1,6 +1,7 @@
 /*
  * test_caps.c — configurable caps against a real forqd: max_watch_ids, the
- * job ids one connection may watch at once.
+ * job ids one connection may watch at once, and max_name, the longest task
+ * or queue name a request may use.
  *
  * The watches stay open on a job submitted with an hour's delay: it is
  * `scheduled` for the whole test, so a watch on it neither ends nor sends
@@ -39,7 +40,7 @@ static struct msg_decoder decoder;
 static int
 group_setup(void **state)
 {
-    static const char *const args[] = {"--workers=2", "--max-watch-ids=5", NULL};
+    static const char *const args[] = {"--workers=2", "--max-watch-ids=5", "--max-name=12", NULL};
 
     if (msg_decoder_init(&decoder) != 0)
         return -1;
@@ -381,12 +382,84 @@ test_watch_ids_cap_reload(void **state)
     rmdir(dir);
 }
 
+/* A request naming task and queue on p: its error code, the message in msg. */
+static int
+peer_named(struct peer *p, int op, const char *task, const char *queue, char *msg, size_t len)
+{
+    struct msg_request req = {.op = op, .rid = ++p->rid};
+    struct msg_response resp;
+    uint8_t *buf;
+    int code;
+
+    if (op == MSG_OP_SUBMIT) {
+        req.u.submit.task = msg_str_c(task);
+        req.u.submit.payload = msg_str_c("x");
+        req.u.submit.queue = msg_str_c(queue);
+    } else {
+        req.u.queue.queue = msg_str_c(queue);
+        req.u.queue.action = msg_str_c("info");
+        req.u.queue.limit = -1;
+    }
+    assert_int_equal(harness_call(p->fd, &decoder, &req, &resp, &buf), 0);
+    assert_true(resp.rid == req.rid);
+    code = resp.err.code;
+    snprintf(msg, len, "%.*s", (int)resp.err.msg.len, resp.err.msg.ptr);
+    free(buf);
+    return code;
+}
+
+/*
+ * --max-name=12: a 13-byte queue or task name is bad_request with a message
+ * naming the key; 12 bytes are fine, for this client and, at the same time,
+ * for another one.
+ */
+static void
+test_max_name_in_requests(void **state)
+{
+    struct harness_fixture *x = *state;
+    struct forq_submit_opts o = FORQ_SUBMIT_OPTS_INIT;
+    struct forq_stats *st;
+    struct peer a;
+    forq_future *f;
+    const void *data;
+    size_t len;
+    char msg[256];
+
+    peer_open(&a, &x->h);
+    assert_int_equal(peer_named(&a, MSG_OP_SUBMIT, "echo", "thirteen-byte", msg, sizeof(msg)),
+                     FORQ_ERR_BAD_REQUEST);
+    assert_string_equal(msg, "queue name of 13 bytes is longer than this server's max_name (12)");
+    assert_int_equal(peer_named(&a, MSG_OP_SUBMIT, "thirteen-byte", "q", msg, sizeof(msg)),
+                     FORQ_ERR_BAD_REQUEST);
+    assert_string_equal(msg, "task name of 13 bytes is longer than this server's max_name (12)");
+    assert_int_equal(peer_named(&a, MSG_OP_QUEUE, NULL, "thirteen-byte", msg, sizeof(msg)),
+                     FORQ_ERR_BAD_REQUEST);
+    assert_non_null(strstr(msg, "max_name (12)"));
+
+    /* Another client, meanwhile: a name of exactly max_name works end to end. */
+    o.queue = "twelve-bytes";
+    assert_int_equal(forq_submit(x->c, "echo", "ok", 2, &o, &f), 0);
+    assert_int_equal(forq_future_result(f, HARNESS_GUARD_MS, &data, &len), 0);
+    assert_int_equal(len, 2);
+    forq_future_free(f);
+    /* The refused client goes on too, and nothing was created under the long name. */
+    assert_int_equal(peer_named(&a, MSG_OP_SUBMIT, "echo", "twelve-bytes", msg, sizeof(msg)), 0);
+    assert_int_equal(peer_named(&a, MSG_OP_QUEUE, NULL, "twelve-bytes", msg, sizeof(msg)), 0);
+    assert_int_equal(forq_queue_info(x->c, "thirteen-byte", NULL), FORQ_ERR_BAD_REQUEST);
+    assert_int_equal(forq_stats(x->c, &st), 0);
+    for (size_t i = 0; i < st->nqueues; i++)
+        assert_string_not_equal(st->queues[i].name, "thirteen-byte");
+    forq_stats_free(st);
+    close(a.fd);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_watch_ids_cap_per_connection),
         cmocka_unit_test(test_watch_ids_cap_reload),
+        cmocka_unit_test(test_max_name_in_requests),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
