@@ -450,15 +450,15 @@ ops_join(struct conn *c, const struct msg_request *req)
 static const struct ops_entry ops_table[MSG_OP__COUNT] = {
     [MSG_OP_HELLO] = {ops_hello, 1},
     [MSG_OP_PING] = {ops_ping, 1},
-    [MSG_OP_SUBMIT] = {ops_submit},
-    [MSG_OP_WAIT] = {ops_wait},
-    [MSG_OP_STATUS] = {ops_status},
-    [MSG_OP_CANCEL] = {ops_cancel},
-    [MSG_OP_STATS] = {ops_stats},
-    [MSG_OP_WATCH] = {watch_start},
-    [MSG_OP_UNWATCH] = {watch_unwatch},
-    [MSG_OP_QUEUE] = {ops_queue},
-    [MSG_OP_JOIN] = {ops_join},
+    [MSG_OP_SUBMIT] = {ops_submit, 0},
+    [MSG_OP_WAIT] = {ops_wait, 0},
+    [MSG_OP_STATUS] = {ops_status, 0},
+    [MSG_OP_CANCEL] = {ops_cancel, 0},
+    [MSG_OP_STATS] = {ops_stats, 0},
+    [MSG_OP_WATCH] = {watch_start, 0},
+    [MSG_OP_UNWATCH] = {watch_unwatch, 0},
+    [MSG_OP_QUEUE] = {ops_queue, 0},
+    [MSG_OP_JOIN] = {ops_join, 0},
 };
 
 void
