@@ -93,15 +93,15 @@ wait_job(struct ctx *c, int fd, uint64_t id, struct msg_response *resp, uint8_t 
     assert_int_equal(resp->rid, req.rid);
 }
 
-/* Submit, wait, and compare the result with want. */
+/* Submit on fd, wait, and compare the result with want. */
 static void
-expect_result(struct ctx *c, const char *task, const char *payload, const char *want)
+expect_result_on(struct ctx *c, int fd, const char *task, const char *payload, const char *want)
 {
-    uint64_t id = submit(c, c->fd, task, payload, 0);
+    uint64_t id = submit(c, fd, task, payload, 0);
     struct msg_response resp;
     uint8_t *buf;
 
-    wait_job(c, c->fd, id, &resp, &buf);
+    wait_job(c, fd, id, &resp, &buf);
     assert_int_equal(resp.err.code, 0);
     assert_int_equal(resp.job.id, id);
     assert_int_equal(resp.job.state, FORQ_STATE_SUCCEEDED);
@@ -112,9 +112,20 @@ expect_result(struct ctx *c, const char *task, const char *payload, const char *
     free(buf);
 }
 
-/* Send a request that must be refused with code, on a connection that stays usable. */
+/* expect_result_on the well-behaved connection. */
 static void
-expect_refused(struct ctx *c, int fd, const struct msg_request *req, int code)
+expect_result(struct ctx *c, const char *task, const char *payload, const char *want)
+{
+    expect_result_on(c, c->fd, task, payload, want);
+}
+
+/*
+ * Send a request that must be refused with code (and, unless what is NULL,
+ * a message naming what), on a connection that stays usable.
+ */
+static void
+expect_refused_with(struct ctx *c, int fd, const struct msg_request *req, int code,
+                    const char *what)
 {
     struct msg_request ping = {.op = MSG_OP_PING, .rid = ++c->rid};
     struct msg_response resp;
@@ -124,11 +135,33 @@ expect_refused(struct ctx *c, int fd, const struct msg_request *req, int code)
     assert_int_equal(resp.rid, req->rid);
     assert_int_equal(resp.err.code, code);
     assert_true(resp.err.msg.len > 0);
+    if (what != NULL && memmem(resp.err.msg.ptr, resp.err.msg.len, what, strlen(what)) == NULL)
+        fail_msg("'%s' not in '%.*s'", what, (int)resp.err.msg.len, resp.err.msg.ptr);
     free(buf);
     assert_int_equal(harness_call(fd, &c->d, &ping, &resp, &buf), 0);
     assert_int_equal(resp.rid, ping.rid);
     assert_int_equal(resp.err.code, 0);
     free(buf);
+}
+
+static void
+expect_refused(struct ctx *c, int fd, const struct msg_request *req, int code)
+{
+    expect_refused_with(c, fd, req, code, NULL);
+}
+
+/*
+ * Another client, on a connection of its own opened now, gets a job done
+ * (while the offending connection is still open).
+ */
+static void
+other_served(struct ctx *c)
+{
+    int fd = harness_connect(&c->h);
+
+    assert_true(fd >= 0);
+    expect_result_on(c, fd, "upper", "another client", "ANOTHER CLIENT");
+    close(fd);
 }
 
 static void
@@ -226,7 +259,8 @@ test_refused_submissions(void **state)
     req.rid = ++c->rid;
     req.u.submit.task = msg_str_c("upper");
     req.u.submit.payload = msg_str_c(big);
-    expect_refused(c, c->fd, &req, FORQ_ERR_TOO_BIG);
+    expect_refused_with(c, c->fd, &req, FORQ_ERR_TOO_BIG, "exceeds the limit of 4096");
+    other_served(c);
     free(big);
 
     /* Exactly at the limit is accepted. */
@@ -493,6 +527,163 @@ test_malformed_frames_others_served(void **state)
     free(buf);
 }
 
+/*
+ * max_frame (16384 here) is exact: a PING padded (under a key forqd ignores)
+ * to a body of exactly 16384 bytes is answered; a header announcing one byte
+ * more, or 4 GiB, is refused as soon as it arrives, with too_big and rid 0,
+ * and the connection is closed. A job in flight on the well-behaved
+ * connection meanwhile finishes, and that connection goes on.
+ */
+static void
+test_max_frame_exact(void **state)
+{
+    static const uint8_t over_by_one[] = {0x00, 0x00, 0x40, 0x01};
+    static const uint8_t four_gib[] = {0xff, 0xff, 0xff, 0xff};
+    static uint8_t zeros[16384];
+    struct ctx *c = *state;
+    uint64_t before = submit(c, c->fd, "sleep", "100", 0);
+    struct msg_response resp;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    uint8_t hdr[FRAME_HDR_LEN], *buf;
+    size_t len, pad;
+    int fd = harness_connect(&c->h);
+
+    assert_true(fd >= 0);
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3);
+    msgpack_pack_str_with_body(&pk, "op", 2);
+    msgpack_pack_str_with_body(&pk, "ping", 4);
+    msgpack_pack_str_with_body(&pk, "rid", 3);
+    msgpack_pack_uint64(&pk, 4321);
+    msgpack_pack_str_with_body(&pk, "pad", 3);
+    pad = 16384 - sb.size - 3; /* bin16: a 3-byte head */
+    msgpack_pack_bin(&pk, pad);
+    msgpack_pack_bin_body(&pk, zeros, pad);
+    assert_int_equal(sb.size, 16384);
+    frame_hdr_encode(hdr, (uint32_t)sb.size);
+    assert_int_equal(harness_send(fd, hdr, sizeof(hdr)), 0);
+    assert_int_equal(harness_send(fd, sb.data, sb.size), 0);
+    msgpack_sbuffer_destroy(&sb);
+    assert_int_equal(harness_recv_frame(fd, &buf, &len), 0);
+    assert_int_equal(msg_decode_response(&c->d, MSG_OP_PING, buf, len, &resp), 0);
+    assert_true(resp.rid == 4321);
+    assert_int_equal(resp.err.code, 0);
+    free(buf);
+
+    /* One byte more, on the same connection: refused from the header alone. */
+    assert_int_equal(harness_send(fd, over_by_one, sizeof(over_by_one)), 0);
+    assert_int_equal(harness_recv_frame(fd, &buf, &len), 0);
+    assert_int_equal(msg_decode_response(&c->d, MSG_OP_PING, buf, len, &resp), 0);
+    assert_int_equal(resp.rid, 0);
+    assert_int_equal(resp.err.code, FORQ_ERR_TOO_BIG);
+    assert_non_null(memmem(resp.err.msg.ptr, resp.err.msg.len, "max_frame", 9));
+    free(buf);
+    assert_true(harness_wait_closed(fd));
+    close(fd);
+    expect_closed_with(c, four_gib, sizeof(four_gib), FORQ_ERR_TOO_BIG);
+
+    wait_job(c, c->fd, before, &resp, &buf);
+    assert_int_equal(resp.job.state, FORQ_STATE_SUCCEEDED);
+    free(buf);
+    expect_result(c, "upper", "frames", "FRAMES");
+}
+
+/* A name of n copies of ch (n < 128). */
+static const char *
+name_of(char *buf, char ch, size_t n)
+{
+    memset(buf, ch, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+/*
+ * Task and queue names are 1..64 bytes, unique keys and client names at
+ * most 256: one byte over is refused by the decoder with bad_request naming
+ * the field, whichever op carries it, on a connection that stays open. At
+ * the limit each passes (a 64-byte task that does not exist is
+ * unknown_task, not bad_request). A job in flight on another connection
+ * meanwhile finishes, and another client is served.
+ */
+static void
+test_name_and_key_limits(void **state)
+{
+    struct ctx *c = *state;
+    uint64_t before = submit(c, c->fd, "sleep", "100", 0);
+    struct msg_request req;
+    struct msg_response resp;
+    char name[FORQ_NAME_MAX + 2], key[MSG_KEY_MAX + 2];
+    uint8_t *buf;
+    int bad = harness_connect(&c->h);
+
+    assert_true(bad >= 0);
+    /* SUBMIT: task, queue and unique_key. */
+    req = (struct msg_request){.op = MSG_OP_SUBMIT, .rid = ++c->rid};
+    req.u.submit.task = msg_str_c(name_of(name, 't', FORQ_NAME_MAX + 1));
+    req.u.submit.payload = msg_str_c("x");
+    expect_refused_with(c, bad, &req, FORQ_ERR_BAD_REQUEST, "task: expected a name");
+    req.rid = ++c->rid;
+    req.u.submit.task = msg_str_c(name_of(name, 't', FORQ_NAME_MAX));
+    expect_refused_with(c, bad, &req, FORQ_ERR_UNKNOWN_TASK, "no task named");
+    req.rid = ++c->rid;
+    req.u.submit.task = msg_str_c("upper");
+    req.u.submit.queue = msg_str_c(name_of(name, 'q', FORQ_NAME_MAX + 1));
+    expect_refused_with(c, bad, &req, FORQ_ERR_BAD_REQUEST, "queue: expected a name");
+    req.rid = ++c->rid;
+    req.u.submit.queue = msg_str_c("");
+    req.u.submit.unique_key = msg_str_c(name_of(key, 'k', MSG_KEY_MAX + 1));
+    expect_refused_with(c, bad, &req, FORQ_ERR_BAD_REQUEST, "unique_key: longer than 256");
+    expect_result(c, "upper", "between", "BETWEEN"); /* the other connection meanwhile */
+
+    /* QUEUE and JOIN name a queue too. */
+    req = (struct msg_request){.op = MSG_OP_QUEUE, .rid = ++c->rid};
+    req.u.queue.queue = msg_str_c(name_of(name, 'q', FORQ_NAME_MAX + 1));
+    req.u.queue.action = msg_str_c("info");
+    req.u.queue.limit = -1;
+    expect_refused_with(c, bad, &req, FORQ_ERR_BAD_REQUEST, "queue: expected a name");
+    req = (struct msg_request){.op = MSG_OP_JOIN, .rid = ++c->rid};
+    req.u.join.queue = msg_str_c(name_of(name, 'q', FORQ_NAME_MAX + 1));
+    req.u.join.timeout_ms = -1;
+    expect_refused_with(c, bad, &req, FORQ_ERR_BAD_REQUEST, "queue: expected a name");
+
+    /* HELLO: the client's name. */
+    req = (struct msg_request){.op = MSG_OP_HELLO, .rid = ++c->rid};
+    req.u.hello.version = MSG_PROTO_VERSION;
+    req.u.hello.client = msg_str_c(name_of(key, 'c', MSG_KEY_MAX + 1));
+    expect_refused_with(c, bad, &req, FORQ_ERR_BAD_REQUEST, "client: longer than 256");
+    other_served(c);
+
+    /* At the limits, all pass. */
+    req.rid = ++c->rid;
+    req.u.hello.client = msg_str_c(name_of(key, 'c', MSG_KEY_MAX));
+    assert_int_equal(harness_call(bad, &c->d, &req, &resp, &buf), 0);
+    assert_int_equal(resp.err.code, 0);
+    free(buf);
+    req = (struct msg_request){.op = MSG_OP_SUBMIT, .rid = ++c->rid};
+    req.u.submit.task = msg_str_c("upper");
+    req.u.submit.payload = msg_str_c("at the limits");
+    req.u.submit.queue = msg_str_c(name_of(name, 'q', FORQ_NAME_MAX));
+    req.u.submit.unique_key = msg_str_c(name_of(key, 'k', MSG_KEY_MAX));
+    assert_int_equal(harness_call(bad, &c->d, &req, &resp, &buf), 0);
+    assert_int_equal(resp.err.code, 0);
+    req = (struct msg_request){.op = MSG_OP_WAIT, .rid = ++c->rid};
+    req.u.wait.id = resp.id;
+    req.u.wait.timeout_ms = -1;
+    free(buf);
+    assert_int_equal(harness_call(bad, &c->d, &req, &resp, &buf), 0);
+    assert_int_equal(resp.job.state, FORQ_STATE_SUCCEEDED);
+    assert_true(msg_str_eq(resp.job.result, "AT THE LIMITS"));
+    assert_true(msg_str_eq(resp.job.queue, name_of(name, 'q', FORQ_NAME_MAX)));
+    free(buf);
+    close(bad);
+
+    wait_job(c, c->fd, before, &resp, &buf);
+    assert_int_equal(resp.job.state, FORQ_STATE_SUCCEEDED);
+    free(buf);
+}
+
 /* Send a hand-made body with its frame header. */
 static void
 send_body(int fd, const uint8_t *body, size_t n)
@@ -693,15 +884,23 @@ test_many_watches_keep_the_connection_open(void **state)
     assert_int_equal(harness_stop(&h), 0);
 }
 
+/*
+ * A WATCH of 10001 ids is refused with bad_request (naming ids) and its rid,
+ * on a connection that stays open; the well-behaved connection is served
+ * while that one is still open. (10000 ids, exactly the limit, are taken in:
+ * test_limits_more's test_watch_ids_per_connection sends a hundred such.)
+ */
 static void
 test_watch_bad_requests(void **state)
 {
     struct ctx *c = *state;
+    struct msg_request ping = {.op = MSG_OP_PING, .rid = 4243};
     msgpack_sbuffer sb;
     msgpack_packer pk;
     struct msg_response resp;
     uint8_t *buf;
     size_t len;
+    int bad = harness_connect(&c->h);
 
     /* One id over the limit, built by hand; ids of one byte each fit this server's frame. */
     msgpack_sbuffer_init(&sb);
@@ -719,17 +918,24 @@ test_watch_bad_requests(void **state)
         uint8_t hdr[4] = {(uint8_t)(sb.size >> 24), (uint8_t)(sb.size >> 16),
                           (uint8_t)(sb.size >> 8), (uint8_t)sb.size};
 
-        assert_int_equal(harness_send(c->fd, hdr, 4), 0);
-        assert_int_equal(harness_send(c->fd, sb.data, sb.size), 0);
+        assert_true(bad >= 0);
+        assert_int_equal(harness_send(bad, hdr, 4), 0);
+        assert_int_equal(harness_send(bad, sb.data, sb.size), 0);
     }
     msgpack_sbuffer_destroy(&sb);
-    assert_int_equal(harness_recv_frame(c->fd, &buf, &len), 0);
+    assert_int_equal(harness_recv_frame(bad, &buf, &len), 0);
     assert_int_equal(msg_decode_response(&c->d, MSG_OP_WATCH, buf, len, &resp), 0);
     assert_true(resp.rid == 4242);
     assert_int_equal(resp.err.code, FORQ_ERR_BAD_REQUEST);
+    assert_int_equal(resp.more, 0);
     assert_non_null(memmem(resp.err.msg.ptr, resp.err.msg.len, "ids", 3));
     free(buf);
-    expect_result(c, "upper", "after", "AFTER");
+    expect_result(c, "upper", "after", "AFTER"); /* another client, while bad is open */
+    assert_int_equal(harness_call(bad, &c->d, &ping, &resp, &buf), 0);
+    assert_true(resp.rid == 4243);
+    assert_int_equal(resp.err.code, 0);
+    free(buf);
+    close(bad);
 }
 
 int
@@ -745,6 +951,8 @@ main(void)
         cmocka_unit_test(test_wait_timeout_and_cancel),
         cmocka_unit_test(test_pipelined_out_of_order),
         cmocka_unit_test(test_malformed_frames_others_served),
+        cmocka_unit_test(test_max_frame_exact),
+        cmocka_unit_test(test_name_and_key_limits),
         cmocka_unit_test(test_bad_requests_keep_connection),
         cmocka_unit_test(test_watch_events_and_unwatch),
         cmocka_unit_test(test_watch_bad_requests),

@@ -139,6 +139,54 @@ log_has(const struct harness *h, const char *text)
     return strstr(log, text) != NULL;
 }
 
+#define HELLO_FRAME_MAX 4096 /* the largest frame before HELLO (daemon/conn.h) */
+
+/* A PING whose body is exactly len bytes (padded under a key forqd ignores). */
+static void
+send_padded_ping(int fd, uint64_t rid, size_t len)
+{
+    static uint8_t zeros[HELLO_FRAME_MAX];
+    uint8_t hdr[FRAME_HDR_LEN];
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    size_t pad;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3);
+    msgpack_pack_str_with_body(&pk, "op", 2);
+    msgpack_pack_str_with_body(&pk, "ping", 4);
+    msgpack_pack_str_with_body(&pk, "rid", 3);
+    msgpack_pack_uint64(&pk, rid);
+    msgpack_pack_str_with_body(&pk, "pad", 3);
+    pad = len - sb.size - 3; /* bin16: a 3-byte head */
+    assert_true(pad >= 256 && pad <= sizeof(zeros));
+    msgpack_pack_bin(&pk, pad);
+    msgpack_pack_bin_body(&pk, zeros, pad);
+    assert_int_equal(sb.size, len);
+    frame_hdr_encode(hdr, (uint32_t)len);
+    assert_int_equal(harness_send(fd, hdr, sizeof(hdr)), 0);
+    assert_int_equal(harness_send(fd, sb.data, sb.size), 0);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* Read the answer to request rid on fd; its error code (0: none). */
+static int
+recv_code(int fd, struct msg_decoder *d, uint64_t rid)
+{
+    struct msg_response resp;
+    uint8_t *body;
+    size_t len;
+    int code;
+
+    assert_int_equal(harness_recv_frame(fd, &body, &len), 0);
+    assert_int_equal(msg_decode_response(d, MSG_OP_PING, body, len, &resp), 0);
+    assert_int_equal(resp.rid, rid);
+    code = resp.err.code;
+    free(body);
+    return code;
+}
+
 /* ------------------------------------------------------------------ the token */
 
 static void
@@ -202,8 +250,42 @@ test_token(void **state)
     frame_hdr_encode(big, sizeof(big) - FRAME_HDR_LEN);
     assert_int_equal(harness_send(fd, big, FRAME_HDR_LEN), 0);
     expect_closed(fd, FORQ_ERR_TOO_BIG, "before authentication");
-    msg_decoder_fini(&d);
     still_served(good);
+
+    /*
+     * The limit is 4 KiB exactly: a PING of 4096 bytes is answered; a header
+     * announcing 4097 is refused on its own.
+     */
+    assert_true((fd = harness_connect(&h)) >= 0);
+    send_padded_ping(fd, 8, HELLO_FRAME_MAX);
+    assert_int_equal(recv_code(fd, &d, 8), 0);
+    frame_hdr_encode(big, HELLO_FRAME_MAX + 1);
+    assert_int_equal(harness_send(fd, big, FRAME_HDR_LEN), 0);
+    expect_closed(fd, FORQ_ERR_TOO_BIG, "before authentication");
+    still_served(good);
+
+    /*
+     * A token longer than a token may be is a bad request, not a guess: the
+     * connection stays, still unauthenticated.
+     */
+    assert_true((fd = harness_connect(&h)) >= 0);
+    {
+        char long_token[MSG_KEY_MAX + 2];
+
+        memset(long_token, 't', sizeof(long_token) - 1);
+        long_token[sizeof(long_token) - 1] = '\0';
+        req = (struct msg_request){.op = MSG_OP_HELLO, .rid = 10};
+        req.u.hello.version = MSG_PROTO_VERSION;
+        req.u.hello.token = msg_str_c(long_token);
+        assert_int_equal(raw_call(fd, &d, &req), FORQ_ERR_BAD_REQUEST);
+    }
+    req = (struct msg_request){.op = MSG_OP_PING, .rid = 11};
+    assert_int_equal(raw_call(fd, &d, &req), 0);
+    req = (struct msg_request){.op = MSG_OP_STATS, .rid = 12};
+    assert_int_equal(raw_call(fd, &d, &req), FORQ_ERR_AUTH);
+    still_served(good);
+    close(fd);
+    msg_decoder_fini(&d);
     assert_true(log_has(&h, "HELLO with a wrong token; closing it"));
 
     /* A reload changes the token: new connections need the new one; open ones stay. */
@@ -285,6 +367,7 @@ test_handshake_timeout(void **state)
     assert_int_equal(harness_start(&h, args), 0);
     assert_non_null(good = connect_token(&h, NULL, "tok", &e));
     assert_true((fd = harness_connect(&h)) >= 0);
+    still_served(good); /* while the stranger is connected */
     expect_closed(fd, FORQ_ERR_AUTH, "handshake_timeout_ms");
     /* The authenticated client, quiet meanwhile, was not touched. */
     still_served(good);
@@ -310,6 +393,7 @@ test_frame_timeout(void **state)
     frame_hdr_encode(hdr, 100);
     assert_int_equal(harness_send(fd, hdr, sizeof(hdr)), 0);
     assert_int_equal(harness_send(fd, "\x81", 1), 0); /* 1 byte of the 100 */
+    still_served(good); /* while the frame is unfinished */
     expect_closed(fd, FORQ_ERR_TIMEOUT, "frame_timeout_ms");
     still_served(good);
     forq_client_free(good);
@@ -346,6 +430,12 @@ test_idle_timeout(void **state)
     req.u.wait.timeout_ms = -1;
     free(buf);
     assert_int_equal(harness_send_request(waiting, &req), 0);
+    /* The other connection is served while the idle one is still open. */
+    req = (struct msg_request){.op = MSG_OP_PING, .rid = 3};
+    assert_int_equal(harness_call(waiting, &d, &req, &resp, &buf), 0);
+    assert_int_equal(resp.rid, 3);
+    assert_int_equal(resp.err.code, 0);
+    free(buf);
     expect_closed(idle, FORQ_ERR_TIMEOUT, "idle_timeout_ms");
     /* Its job takes four idle timeouts; the WAIT holds the connection open. */
     assert_int_equal(harness_recv_frame(waiting, &buf, &len), 0);
