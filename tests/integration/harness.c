@@ -61,6 +61,48 @@ harness_read_log(const struct harness *h, char *buf, size_t len)
     buf[n] = '\0';
 }
 
+int
+harness_log_count(const struct harness *h, const char *text)
+{
+    static char log[1 << 16];
+    int n = 0;
+
+    harness_read_log(h, log, sizeof(log));
+    for (const char *p = log; (p = strstr(p, text)) != NULL; p += strlen(text))
+        n++;
+    return n;
+}
+
+void
+harness_write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    assert_non_null(f);
+    assert_true(fputs(text, f) >= 0);
+    assert_int_equal(fclose(f), 0);
+}
+
+void
+harness_reload_wait(const struct harness *h, int nth)
+{
+    int64_t deadline = harness_now_ms() + HARNESS_GUARD_MS;
+
+    while (harness_log_count(h, "reloaded the configuration") +
+               harness_log_count(h, "keeping the running configuration") <
+           nth) {
+        assert_true(harness_now_ms() < deadline);
+        harness_sleep_ms(10);
+    }
+}
+
+void
+harness_reload(struct harness *h, int nth)
+{
+    assert_int_equal(kill(h->pid, SIGHUP), 0);
+    harness_reload_wait(h, nth);
+}
+
 /* Find "listening on tcp://127.0.0.1:PORT" in the log. */
 static int
 harness_parse_port(const char *log)
@@ -514,6 +556,24 @@ harness_wait_closed(int fd)
 }
 
 /* ------------------------------------------------------------------ jobs via libforq */
+
+int
+harness_queue_find(forq_client *c, const char *queue, struct forq_queue_stats *out)
+{
+    struct forq_stats *st;
+    int found = 0;
+
+    assert_int_equal(forq_stats(c, &st), 0);
+    for (size_t i = 0; i < st->nqueues && !found; i++) {
+        if (strcmp(st->queues[i].name, queue) == 0) {
+            found = 1;
+            if (out != NULL)
+                *out = st->queues[i];
+        }
+    }
+    forq_stats_free(st);
+    return found;
+}
 
 int
 harness_worker_pids(forq_client *c, pid_t *pids, int max)

@@ -96,6 +96,20 @@ int harness_run_cli(const char *const *args, const char *stdin_data, char *out, 
 
 /* The log so far (NUL-terminated, truncated to len). */
 void harness_read_log(const struct harness *h, char *buf, size_t len);
+/* How often text occurs in the log so far (its first 64 KiB). */
+int harness_log_count(const struct harness *h, const char *text);
+
+/* Write text to path (a config file); fails the test if it cannot. */
+void harness_write_file(const char *path, const char *text);
+/*
+ * SIGHUP forqd and wait until its log shows the nth reload outcome since it
+ * started ("reloaded the configuration" or "keeping the running
+ * configuration"): the new settings are in effect, or were refused. Fails
+ * the test after the guard time.
+ */
+void harness_reload(struct harness *h, int nth);
+/* Wait (up to the guard) for the nth reload outcome, without sending SIGHUP. */
+void harness_reload_wait(const struct harness *h, int nth);
 
 /*
  * The usual test group: a forqd started with extra args and one libforq
@@ -133,6 +147,9 @@ int harness_call(int fd, struct msg_decoder *d, const struct msg_request *req,
 int harness_wait_closed(int fd);
 
 /* ------------------------------------------------------------------ jobs via libforq */
+
+/* STATS' figures of one queue into *out (may be NULL). 1: found, 0: no such queue. */
+int harness_queue_find(forq_client *c, const char *queue, struct forq_queue_stats *out);
 
 /* Worker pids as reported by STATS, in slot order. Returns the count or -1. */
 int harness_worker_pids(forq_client *c, pid_t *pids, int max);

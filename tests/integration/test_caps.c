@@ -285,29 +285,6 @@ test_watch_ids_cap_per_connection(void **state)
     close(b.fd);
 }
 
-/* Count the lines of h's log that contain what. */
-static int
-log_count(const struct harness *h, const char *what)
-{
-    static char log[1 << 16];
-    int n = 0;
-
-    harness_read_log(h, log, sizeof(log));
-    for (const char *p = log; (p = strstr(p, what)) != NULL; p += strlen(what))
-        n++;
-    return n;
-}
-
-static void
-write_conf(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-
-    assert_non_null(f);
-    assert_true(fputs(text, f) >= 0);
-    assert_int_equal(fclose(f), 0);
-}
-
 /*
  * Rewrite the config file, SIGHUP, and wait for the nth reload's outcome in
  * the log (the loop logs it once the new settings are in effect, or kept).
@@ -315,16 +292,8 @@ write_conf(const char *path, const char *text)
 static void
 reload_conf(struct harness *h, const char *path, const char *text, int nth)
 {
-    int64_t deadline = harness_now_ms() + HARNESS_GUARD_MS;
-
-    write_conf(path, text);
-    assert_int_equal(kill(h->pid, SIGHUP), 0);
-    while (log_count(h, "reloaded the configuration") +
-               log_count(h, "keeping the running configuration") <
-           nth) {
-        assert_true(harness_now_ms() < deadline);
-        harness_sleep_ms(10);
-    }
+    harness_write_file(path, text);
+    harness_reload(h, nth);
 }
 
 /*
@@ -347,7 +316,7 @@ test_watch_ids_cap_reload(void **state)
     assert_non_null(mkdtemp(dir));
     snprintf(path, sizeof(path), "%s/forqd.conf", dir);
     snprintf(arg, sizeof(arg), "--config=%s", path);
-    write_conf(path, "[forqd]\nmax_watch_ids = 2\n");
+    harness_write_file(path, "[forqd]\nmax_watch_ids = 2\n");
     assert_int_equal(harness_start(&h, args), 0);
     peer_open(&a, &h);
     later = peer_submit(&a, "echo", "later", LATER_MS);
@@ -357,19 +326,19 @@ test_watch_ids_cap_reload(void **state)
 
     /* Raised: the next WATCH fits. */
     reload_conf(&h, path, "[forqd]\nmax_watch_ids = 3\n", 1);
-    assert_int_equal(log_count(&h, "reloaded the configuration"), 1);
+    assert_int_equal(harness_log_count(&h, "reloaded the configuration"), 1);
     w2 = peer_watch_open(&a, later, 1);
     peer_watch_refused(&a, later, 1, 3, 3);
 
     /* Lowered below what is watched: new watches are refused, the open ones stay. */
     reload_conf(&h, path, "[forqd]\nmax_watch_ids = 1\n", 2);
-    assert_int_equal(log_count(&h, "reloaded the configuration"), 2);
+    assert_int_equal(harness_log_count(&h, "reloaded the configuration"), 2);
     peer_watch_refused(&a, later, 1, 3, 1);
 
     /* Out of range: the reload is refused and the running limit stays. */
     reload_conf(&h, path, "[forqd]\nmax_watch_ids = 0\n", 3);
-    assert_int_equal(log_count(&h, "max_watch_ids: expected a number in 1..4294967296, got '0'"),
-                     1);
+    assert_int_equal(
+        harness_log_count(&h, "max_watch_ids: expected a number in 1..4294967296, got '0'"), 1);
     peer_unwatch(&a, w1);
     peer_unwatch(&a, w2);
     w1 = peer_watch_open(&a, later, 1);
@@ -418,7 +387,6 @@ test_max_name_in_requests(void **state)
 {
     struct harness_fixture *x = *state;
     struct forq_submit_opts o = FORQ_SUBMIT_OPTS_INIT;
-    struct forq_stats *st;
     struct peer a;
     forq_future *f;
     const void *data;
@@ -446,10 +414,7 @@ test_max_name_in_requests(void **state)
     assert_int_equal(peer_named(&a, MSG_OP_SUBMIT, "echo", "twelve-bytes", msg, sizeof(msg)), 0);
     assert_int_equal(peer_named(&a, MSG_OP_QUEUE, NULL, "twelve-bytes", msg, sizeof(msg)), 0);
     assert_int_equal(forq_queue_info(x->c, "thirteen-byte", NULL), FORQ_ERR_BAD_REQUEST);
-    assert_int_equal(forq_stats(x->c, &st), 0);
-    for (size_t i = 0; i < st->nqueues; i++)
-        assert_string_not_equal(st->queues[i].name, "thirteen-byte");
-    forq_stats_free(st);
+    assert_false(harness_queue_find(x->c, "thirteen-byte", NULL));
     close(a.fd);
 }
 

@@ -49,30 +49,16 @@ submit_to(forq_client *c, const char *task, const char *payload, size_t len, con
 static uint64_t
 queue_submitted(forq_client *c, const char *queue)
 {
-    struct forq_stats *st;
-    uint64_t n = 0;
+    struct forq_queue_stats q;
 
-    assert_int_equal(forq_stats(c, &st), 0);
-    for (size_t i = 0; i < st->nqueues; i++)
-        if (strcmp(st->queues[i].name, queue) == 0)
-            n = st->queues[i].submitted;
-    forq_stats_free(st);
-    return n;
+    return harness_queue_find(c, queue, &q) ? q.submitted : 0;
 }
 
 /* 1 when STATS lists a queue of that name (forqd creates it as it takes a SUBMIT in). */
 static int
 queue_exists(forq_client *c, const char *queue)
 {
-    struct forq_stats *st;
-    int found = 0;
-
-    assert_int_equal(forq_stats(c, &st), 0);
-    for (size_t i = 0; i < st->nqueues; i++)
-        if (strcmp(st->queues[i].name, queue) == 0)
-            found = 1;
-    forq_stats_free(st);
-    return found;
+    return harness_queue_find(c, queue, NULL);
 }
 
 /*

@@ -80,21 +80,6 @@ submit_held(forq_client *c)
     return id;
 }
 
-/* 1 when STATS lists a queue of that name (forqd creates it as it takes a SUBMIT in). */
-static int
-queue_exists(forq_client *c, const char *queue)
-{
-    struct forq_stats *st;
-    int found = 0;
-
-    assert_int_equal(forq_stats(c, &st), 0);
-    for (size_t i = 0; i < st->nqueues; i++)
-        if (strcmp(st->queues[i].name, queue) == 0)
-            found = 1;
-    forq_stats_free(st);
-    return found;
-}
-
 /* Append one request frame to sb. */
 static void
 add_request(msgpack_sbuffer *sb, const struct msg_request *req)
@@ -213,10 +198,10 @@ test_inflight_limit_stops_reading(void **state)
     assert_int_equal(resp.err.code, 0);
     free(buf);
     /* ... but at four forqd stopped reading: the SUBMIT was not taken in, */
-    assert_false(queue_exists(other, "inflight-marker"));
+    assert_false(harness_queue_find(other, "inflight-marker", NULL));
     /* while another client is served. */
     served(other, "not blocked");
-    assert_false(queue_exists(other, "inflight-marker"));
+    assert_false(harness_queue_find(other, "inflight-marker", NULL));
 
     /* The WAITs end; the connection is read again and the SUBMIT answered. */
     assert_int_equal(forq_cancel(other, held), 0);
@@ -241,7 +226,7 @@ test_inflight_limit_stops_reading(void **state)
         }
         free(buf);
     }
-    assert_true(queue_exists(other, "inflight-marker"));
+    assert_true(harness_queue_find(other, "inflight-marker", NULL));
     close(fd);
     msg_decoder_fini(&d);
     forq_client_free(other);

@@ -391,11 +391,10 @@ test_block_drain(void **state)
 static void
 write_config(const char *path, int max_queued)
 {
-    FILE *fp = fopen(path, "w");
+    char text[64];
 
-    assert_non_null(fp);
-    fprintf(fp, "[forqd]\nworkers = 1\nmax_queued = %d\n", max_queued);
-    assert_int_equal(fclose(fp), 0);
+    snprintf(text, sizeof(text), "[forqd]\nworkers = 1\nmax_queued = %d\n", max_queued);
+    harness_write_file(path, text);
 }
 
 /* A reload that raises max_queued lets a blocked SUBMIT in. */

@@ -60,18 +60,6 @@ log_has(const struct harness *h, const char *text)
     return strstr(log, text) != NULL;
 }
 
-static int
-log_count(const struct harness *h, const char *text)
-{
-    static char log[65536];
-    int n = 0;
-
-    harness_read_log(h, log, sizeof(log));
-    for (const char *p = log; (p = strstr(p, text)) != NULL; p += strlen(text))
-        n++;
-    return n;
-}
-
 /* Submit and wait for the outcome; returns the code, the result copied into out. */
 static int
 run_job(forq_client *c, const char *task, const char *payload, char *out, size_t outlen)
@@ -589,16 +577,6 @@ test_stop_inflight(void **state)
 
 /* ------------------------------------------------------------------ reload */
 
-static void
-write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-
-    assert_non_null(f);
-    assert_true(fputs(text, f) >= 0);
-    assert_int_equal(fclose(f), 0);
-}
-
 #define HELLO_TASK "\n[task.hello]\nexec = /bin/echo hi\n"
 
 /* The reload test's file: the [forqd] lines, the gate task, then more sections. */
@@ -608,29 +586,7 @@ write_gate_conf(const char *path, const char *forqd, const char *gate, const cha
     char text[1024];
 
     snprintf(text, sizeof(text), "[forqd]\n%s\n[task.gate]\nexec = %s\n%s", forqd, gate, more);
-    write_file(path, text);
-}
-
-/* Wait for the nth reload's outcome in the log. */
-static void
-reload_wait(struct harness *h, int nth)
-{
-    int64_t deadline = harness_now_ms() + HARNESS_GUARD_MS;
-
-    while (log_count(h, "reloaded the configuration") +
-               log_count(h, "keeping the running configuration") <
-           nth) {
-        assert_true(harness_now_ms() < deadline);
-        harness_sleep_ms(10);
-    }
-}
-
-/* SIGHUP and wait for the reload's outcome in the log (the nth of them). */
-static void
-reload(struct harness *h, int nth)
-{
-    kill(h->pid, SIGHUP);
-    reload_wait(h, nth);
+    harness_write_file(path, text);
 }
 
 /* Worker pids from STATS; all different from old's (the workers were replaced)? */
@@ -687,7 +643,7 @@ test_reload(void **state)
 
     /* A new exec task. */
     write_gate_conf(conf, "log_level = info\n", gate, HELLO_TASK);
-    reload(&h, 1);
+    harness_reload(&h, 1);
     assert_int_equal(run_job(c, "hello", "", out, sizeof(out)), 0);
     assert_string_equal(out, "hi\n");
     assert_true(log_has(&h, "task definitions changed"));
@@ -702,8 +658,8 @@ test_reload(void **state)
     free(buf);
 
     /* A file with an error: nothing changes, forqd keeps serving. */
-    write_file(conf, "[forqd]\nworkers = many\n");
-    reload(&h, 2);
+    harness_write_file(conf, "[forqd]\nworkers = many\n");
+    harness_reload(&h, 2);
     assert_true(log_has(&h, "workers: expected a number"));
     assert_int_equal(run_job(c, "hello", "", out, sizeof(out)), 0);
     assert_string_equal(out, "hi\n");
@@ -716,20 +672,20 @@ test_reload(void **state)
      */
     write_gate_conf(conf, "metrics_listen = tcp://127.0.0.1:1\n", gate,
                     "\n[task.broken]\nexec = /nonexistent/forq-no-such-program\n");
-    reload(&h, 3);
-    assert_int_equal(log_count(&h, "keeping the running configuration"), 2);
+    harness_reload(&h, 3);
+    assert_int_equal(harness_log_count(&h, "keeping the running configuration"), 2);
     assert_true(log_has(&h, "forq-no-such-program"));
-    assert_int_equal(log_count(&h, "reload: metrics_listen changed"), 1);
+    assert_int_equal(harness_log_count(&h, "reload: metrics_listen changed"), 1);
     assert_int_equal(run_job(c, "hello", "", out, sizeof(out)), 0);
 
     /* A restart-only setting is kept; the rest applies. */
     assert_false(log_has(&h, " from 127.0.0.1:")); /* info: no connection lines */
     write_gate_conf(conf, "durability = normal\nlog_level = debug\n", gate, HELLO_TASK);
-    reload(&h, 4);
+    harness_reload(&h, 4);
     assert_true(log_has(&h, "reload: durability changed; it takes effect at the next start"));
-    assert_int_equal(log_count(&h, "reload: metrics_listen changed"), 1);
+    assert_int_equal(harness_log_count(&h, "reload: metrics_listen changed"), 1);
     assert_int_equal(harness_worker_pids(c, old, 16), 2);
-    assert_int_equal(log_count(&h, "task definitions changed"), 1); /* tasks unchanged */
+    assert_int_equal(harness_log_count(&h, "task definitions changed"), 1); /* tasks unchanged */
     {
         int fd2 = harness_connect(&h); /* debug now: forqd logs the connection */
 
@@ -748,7 +704,7 @@ test_reload(void **state)
         wait_state(c, forq_future_id(sleeper), FORQ_STATE_RUNNING);
         assert_int_equal(forq_submit(c, "hello", "", 0, NULL, &queued), 0);
         write_gate_conf(conf, "log_level = info\n", gate, "");
-        reload(&h, 5);
+        harness_reload(&h, 5);
         gate_open();
         assert_int_equal(forq_future_result(second, HARNESS_GUARD_MS, &data, &len), 0);
         forq_future_free(second);
@@ -758,7 +714,7 @@ test_reload(void **state)
                      FORQ_ERR_UNKNOWN_TASK);
     assert_non_null(strstr(forq_future_error(queued), "removed by a reload"));
     wait_state(c, forq_future_id(queued), FORQ_STATE_FAILED);
-    assert_int_equal(log_count(&h, "task definitions changed"), 2);
+    assert_int_equal(harness_log_count(&h, "task definitions changed"), 2);
     assert_int_equal(run_job(c, "hello", "", out, sizeof(out)), FORQ_ERR_UNKNOWN_TASK);
     assert_int_equal(run_job(c, "echo", "still", out, sizeof(out)), 0);
     forq_future_free(sleeper);
@@ -793,7 +749,7 @@ test_reload_under_load(void **state)
     (void)state;
     snprintf(conf, sizeof(conf), "/tmp/forq-reload-load-%d.conf", (int)getpid());
     snprintf(arg, sizeof(arg), "--config=%s", conf);
-    write_file(conf, text);
+    harness_write_file(conf, text);
     assert_int_equal(harness_start(&h, args), 0);
     assert_true((fd = harness_connect(&h)) >= 0);
     assert_int_equal(msg_decoder_init(&d), 0);
@@ -802,9 +758,9 @@ test_reload_under_load(void **state)
         kill(h.pid, SIGHUP); /* while some of the burst waits for the store */
         assert_int_equal(submit_replies(fd, &d, BURST, ids + r * BURST, &n), 0);
         assert_int_equal(n, BURST);
-        reload_wait(&h, r + 1);
+        harness_reload_wait(&h, r + 1);
     }
-    assert_int_equal(log_count(&h, "reloaded the configuration"), ROUNDS);
+    assert_int_equal(harness_log_count(&h, "reloaded the configuration"), ROUNDS);
     msg_decoder_fini(&d);
     close(fd);
     assert_int_equal(harness_stop_keep(&h), 0);
