@@ -115,20 +115,17 @@ struct config_key {
 
 static const struct config_key config_keys[KEY__COUNT] = {
     [KEY_LISTEN] = {.key = "listen", .kind = CONFIG_LISTEN},
-    [KEY_WORKERS] = {.key = "workers", CONFIG_NUMBER(CONFIG_COUNT, 1, 1024, workers)},
+    [KEY_WORKERS] = {.key = "workers",
+                     CONFIG_NUMBER(CONFIG_COUNT, 1, MSG_STATS_WORKERS_MAX, workers)},
     [KEY_MAX_FRAME] = {.key = "max_frame", CONFIG_NUMBER(CONFIG_SIZE, 1024, 512 * MIB, max_frame)},
     [KEY_MAX_PAYLOAD] = {.key = "max_payload",
                          CONFIG_NUMBER(CONFIG_SIZE, 0, 256 * MIB, max_payload)},
     [KEY_MAX_RESULT] = {.key = "max_result", CONFIG_NUMBER(CONFIG_SIZE, 0, 256 * MIB, max_result)},
     [KEY_MAX_QUEUED] = {.key = "max_queued",
                         CONFIG_NUMBER(CONFIG_COUNT, 1, (uint64_t)1 << 32, max_queued)},
-    /*
-     * STATS lists every queue (up to 25 elements each: 12 keys, 12 values,
-     * the map) and worker (13 each) in one message of at most MSG_MAX_ITEMS
-     * (65536) elements: 2048 × 25 + 1024 × 13 = 64512 fit, with room for the
-     * totals. A new queue field needs this limit looked at again.
-     */
-    [KEY_MAX_QUEUES] = {.key = "max_queues", CONFIG_NUMBER(CONFIG_COUNT, 1, 2048, max_queues)},
+    /* One STATS lists every queue: see MSG_STATS_QUEUES_MAX. */
+    [KEY_MAX_QUEUES] = {.key = "max_queues",
+                        CONFIG_NUMBER(CONFIG_COUNT, 1, MSG_STATS_QUEUES_MAX, max_queues)},
     [KEY_MAX_INFLIGHT] = {.key = "max_inflight",
                           CONFIG_NUMBER(CONFIG_COUNT, 1, 1 << 20, max_inflight)},
     [KEY_MAX_CONNECTIONS] = {.key = "max_connections",
@@ -1774,7 +1771,7 @@ config_usage(FILE *out)
             "  --max-payload SIZE     largest job payload (default 1M)\n"
             "  --max-result SIZE      largest job result (default 1M)\n"
             "  --max-queued N         jobs queued per queue before queue_full (default 1000000)\n"
-            "  --max-queues N         distinct queue names, at most 2048 (default 1024)\n"
+            "  --max-queues N         distinct queue names, at most 1920 (default 1024)\n"
             "  --max-inflight N       requests in flight per connection before forqd\n"
             "                         stops reading from it (default 4096)\n"
             "  --max-connections N    client connections at once (default 16384)\n"

@@ -29,6 +29,16 @@
 
 #define MSG_MAX_DEPTH      8     /* containers nested deeper are a protocol error */
 #define MSG_MAX_ITEMS      65536 /* elements per message, all containers together */
+/*
+ * STATS lists every queue (up to 27 elements each: 13 keys, 13 values, the
+ * map) and every worker (13) in one message of at most MSG_MAX_ITEMS
+ * elements: 1920 × 27 + 1024 × 13 = 65152, with room for the totals. A
+ * server has at most this many of each (its max_queues and workers ceilings);
+ * a new queue or worker field needs these looked at again
+ * (tests/unit/proto/test_msg.c encodes a full STATS).
+ */
+#define MSG_STATS_QUEUES_MAX  1920
+#define MSG_STATS_WORKERS_MAX 1024
 #define MSG_KEY_MAX        256   /* unique_key, token, client name: bytes */
 #define MSG_MS_MAX         ((uint64_t)1 << 40) /* ~35 years: delays and timeouts */
 #define MSG_WATCH_MAX      10000 /* ids in one WATCH */

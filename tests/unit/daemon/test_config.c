@@ -170,10 +170,10 @@ test_config_sizes_and_bounds(void **state)
     assert_int_equal(cfg.max_payload, 0); /* the last one wins */
     config_fini(&cfg);
     assert_int_equal(test_parse(&cfg, err, sizeof(err), "--max-queued", "4294967296",
-                                "--max-queues", "2048", "--workers", "1", NULL),
+                                "--max-queues", "1920", "--workers", "1", NULL),
                      0);
     assert_int_equal(cfg.max_queued, (size_t)1 << 32);
-    assert_int_equal(cfg.max_queues, 2048);
+    assert_int_equal(cfg.max_queues, 1920);
     assert_int_equal(cfg.workers, 1);
     config_fini(&cfg);
 
@@ -741,7 +741,7 @@ test_config_file_errors_name_file_and_line(void **state)
         {"[forqd]\nworkers = abc\n", 2, "workers: expected a number in 1..1024, got 'abc'"},
         {"[forqd]\nworkers = 4 cpus\n", 2, "workers: expected a number in 1..1024, got '4 cpus'"},
         {"[forqd]\nworkers =\n", 2, "workers: expected a number"},
-        {"[forqd]\n\nmax_queues = 4000\n", 3, "max_queues: expected a number in 1..2048"},
+        {"[forqd]\n\nmax_queues = 4000\n", 3, "max_queues: expected a number in 1..1920"},
         {"[forqd]\nmax_payload = 1KB\n", 2, "max_payload: expected a size"},
         {"[forqd]\nretry_backoff_ms = 0\n", 2,
          "retry_backoff_ms: expected a number in 1..86400000"},

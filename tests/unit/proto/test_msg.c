@@ -771,6 +771,47 @@ test_rt_resp_watch(void **state)
     EXPECT_RESP(t, MSG_OP_WATCH, FORQ_ERR_BAD_REQUEST);
 }
 
+/*
+ * The biggest STATS a server can send: MSG_STATS_QUEUES_MAX queues and
+ * MSG_STATS_WORKERS_MAX workers, every field set, so none is left out. It
+ * must stay within MSG_MAX_ITEMS: a field added without lowering the maxima
+ * fails here.
+ */
+static void
+test_rt_resp_stats_full(void **state)
+{
+    struct test_ctx *t = *state;
+    struct msg_queue_stats *qs = calloc(MSG_STATS_QUEUES_MAX, sizeof(*qs));
+    struct msg_worker_stats *ws = calloc(MSG_STATS_WORKERS_MAX, sizeof(*ws));
+    struct msg_response in, out;
+
+    assert_non_null(qs);
+    assert_non_null(ws);
+    for (size_t i = 0; i < MSG_STATS_QUEUES_MAX; i++)
+        qs[i] = (struct msg_queue_stats){
+            .name = msg_str_c("q"), .queued = 1, .running = 1, .submitted = 1,
+            .succeeded = 1, .failed = 1, .cancelled = 1, .scheduled = 1, .retried = 1,
+            .blocked = 1, .paused = 1, .limit = 1, .order = msg_str_c("lifo")};
+    for (size_t i = 0; i < MSG_STATS_WORKERS_MAX; i++)
+        ws[i] = (struct msg_worker_stats){(uint32_t)i, 1, msg_str_c("busy"), 1, 1, 1};
+    memset(&in, 0, sizeof(in));
+    in.rid = 1;
+    in.stats = (struct msg_stats){
+        .server = msg_str_c("forqd"), .uptime_ms = 1, .connections = 1, .queued = 1,
+        .running = 1, .submitted = 1, .succeeded = 1, .failed = 1, .cancelled = 1,
+        .scheduled = 1, .retried = 1, .durability = msg_str_c("full"), .store_commits = 1,
+        .store_fsyncs = 1, .store_records = 1, .store_failures = 1, .store_max_batch = 1,
+        .store_commit_us = 1, .store_purged = 1, .nqueues = MSG_STATS_QUEUES_MAX,
+        .queues = qs, .nworkers = MSG_STATS_WORKERS_MAX, .workers = ws};
+    test_rt_response(t, MSG_OP_STATS, &in, &out);
+    assert_int_equal(out.err.code, 0);
+    assert_int_equal(out.stats.nqueues, MSG_STATS_QUEUES_MAX);
+    assert_int_equal(out.stats.nworkers, MSG_STATS_WORKERS_MAX);
+    assert_true(out.stats.queues[MSG_STATS_QUEUES_MAX - 1].blocked == 1);
+    free(qs);
+    free(ws);
+}
+
 static void
 test_rt_resp_stats(void **state)
 {
@@ -1844,6 +1885,7 @@ main(void)
         T(test_rt_resp_job_with_result),
         T(test_rt_resp_job_with_error),
         T(test_rt_resp_stats),
+        T(test_rt_resp_stats_full),
         T(test_rt_resp_errors_every_op),
         T(test_encode_response_error_msg_uses_len),
         T(test_error_without_text_is_stable),
