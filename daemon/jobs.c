@@ -52,7 +52,6 @@ struct jobs {
     uint64_t submitted, succeeded, failed, cancelled, retried;
 
     struct event *room_ev;     /* a queue with blocked SUBMITs may have room: admit them */
-    size_t nputters;           /* blocked SUBMITs in all queues */
 
     int draining;              /* jobs_drain: start nothing new, refuse SUBMIT */
     void (*drained)(void *arg); /* called once nothing runs any more while draining */
@@ -1448,13 +1447,19 @@ jobs_put_new(struct jobs *s, const struct msg_submit *req, const struct jobs_ori
     return p;
 }
 
-/* Take w off its queue's list and tell its owner it is gone. */
+/* Take a blocked SUBMIT off its queue's list. */
 static void
-jobs_put_unlink(struct jobs *s, struct jobs_waiter *w)
+jobs_put_remove(struct jobs_waiter *w)
 {
     TAILQ_REMOVE(&w->queue->putters, w, put_link);
     w->queue->nputters--;
-    s->nputters--;
+}
+
+/* Take w off its queue's list and tell its owner it is gone. */
+static void
+jobs_put_unlink(struct jobs_waiter *w)
+{
+    jobs_put_remove(w);
     w->fn(w->arg, w, NULL, 0);
 }
 
@@ -1462,7 +1467,7 @@ jobs_put_unlink(struct jobs *s, struct jobs_waiter *w)
 static void
 jobs_put_refuse(struct jobs *s, struct jobs_waiter *w, int code, const char *why)
 {
-    jobs_put_unlink(s, w);
+    jobs_put_unlink(w);
     s->cfg.hooks.submitted(s->cfg.hooks.arg, &w->put->o, code, 0, 0, why);
     jobs_waiter_free(w);
 }
@@ -1491,12 +1496,12 @@ jobs_room_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    for (size_t i = 0; i < s->queues.nqueues && s->nputters > 0; i++) {
+    for (size_t i = 0; i < s->queues.nqueues; i++) {
         struct queue *q = s->queues.all[i];
         struct jobs_waiter *w;
 
         while (!s->draining && (w = TAILQ_FIRST(&q->putters)) != NULL && jobs_has_room(s, q)) {
-            jobs_put_unlink(s, w);
+            jobs_put_unlink(w);
             why[0] = '\0';
             e = jobs_submit_req(s, &w->put->req, &w->put->o, 1, why, sizeof(why));
             if (e != 0) /* e.g. its task was removed by a reload meanwhile */
@@ -1511,7 +1516,7 @@ jobs_room_cb(evutil_socket_t fd, short what, void *arg)
 static void
 jobs_put_refuse_all(struct jobs *s, int code, const char *why)
 {
-    for (size_t i = 0; i < s->queues.nqueues && s->nputters > 0; i++) {
+    for (size_t i = 0; i < s->queues.nqueues; i++) {
         struct jobs_waiter *w;
 
         while ((w = TAILQ_FIRST(&s->queues.all[i]->putters)) != NULL)
@@ -1544,7 +1549,6 @@ jobs_submit_block(struct jobs *s, const struct msg_submit *req, const struct job
     }
     TAILQ_INSERT_TAIL(&q->putters, w, put_link);
     q->nputters++;
-    s->nputters++;
     *out = w;
     return 0;
 }
@@ -1627,13 +1631,10 @@ jobs_queue(struct jobs *s, const struct msg_queue_req *req, struct msg_queue_sta
 void
 jobs_wait_cancel(struct jobs_waiter *w)
 {
-    if (w->put != NULL) {
-        TAILQ_REMOVE(&w->queue->putters, w, put_link);
-        w->queue->nputters--;
-        w->put->s->nputters--;
-    } else {
+    if (w->put != NULL)
+        jobs_put_remove(w);
+    else
         LIST_REMOVE(w, job_link);
-    }
     jobs_waiter_free(w);
 }
 
