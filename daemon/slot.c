@@ -80,10 +80,16 @@ slot_set_state(struct slot *s, enum slot_state state)
     if ((e = slot_lock(s, &died)) != 0)
         return e;
     s->state = state;
-    /* Only these two states are waited for; a signal nobody needs costs a syscall. */
+    slot_unlock(s);
+    /*
+     * Only these two states are waited for; a signal nobody needs costs a
+     * syscall. It is sent after the unlock: a worker woken while the loop
+     * still held the mutex would block on it at once and need a second
+     * futex wake-up from the unlock (the waiter re-checks the state under
+     * the mutex, so the signal may come after it).
+     */
     if (state == SLOT_ASSIGNED || state == SLOT_EXIT)
         pthread_cond_signal(&s->cv);
-    slot_unlock(s);
     return died ? FORQ_ERR_WORKER_LOST : 0;
 }
 
