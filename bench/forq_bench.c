@@ -3,7 +3,10 @@
  *
  * THREADS threads share one forq_client (one connection, many requests in
  * flight) and run JOBS jobs between them:
- *   seq    each thread loops: submit, wait for the result;
+ *   seq    each thread loops: submit, wait for the result (two requests:
+ *          SUBMIT, then WAIT);
+ *   call   each thread loops: submit-and-wait in one request (SUBMIT with
+ *          wait_ms: the answer carries the result);
  *   batch  each thread submits up to 256 jobs, then collects their results,
  *          and repeats;
  *   submit each thread loops: submit, drop the future. Results are never
@@ -34,9 +37,12 @@
 
 #define BENCH_BATCH 256
 
-enum bench_mode { BENCH_SEQ, BENCH_BATCH_MODE, BENCH_SUBMIT, BENCH_MAP };
+enum bench_mode { BENCH_SEQ, BENCH_BATCH_MODE, BENCH_SUBMIT, BENCH_MAP, BENCH_CALL };
 
-static const char *const bench_mode_names[] = {"seq", "batch", "submit", "map"};
+static const char *const bench_mode_names[] = {"seq", "batch", "submit", "map", "call"};
+
+/* call mode: the longest wait the protocol takes (MS_MAX): wait as long as it takes. */
+#define BENCH_CALL_WAIT_MS ((uint64_t)1 << 40)
 
 struct bench {
     const char *addr;
@@ -124,12 +130,14 @@ bench_collect(struct bench_thread *t, forq_future *f, const char *payload, uint6
 }
 
 /*
- * One job at a time. seq: submit, then wait for the result. submit: submit
- * and let go, so the latency is the submit's round trip (forqd accepted the
- * job) and the number of threads is the number of submits in flight.
+ * One job at a time. seq: submit, then wait for the result. call: the same
+ * in one request (opts->wait_ms). submit: submit and let go, so the latency
+ * is the submit's round trip (forqd accepted the job) and the number of
+ * threads is the number of submits in flight.
  */
 static void
-bench_run_one_by_one(struct bench_thread *t, char *payload, int collect)
+bench_run_one_by_one(struct bench_thread *t, char *payload, int collect,
+                     const struct forq_submit_opts *opts)
 {
     forq_future *f;
 
@@ -137,7 +145,7 @@ bench_run_one_by_one(struct bench_thread *t, char *payload, int collect)
         uint64_t t0 = lat_now_ns();
 
         bench_payload(t->b, payload, t->index, i);
-        if (forq_submit(t->b->client, t->b->task, payload, t->b->size, NULL, &f) != 0) {
+        if (forq_submit(t->b->client, t->b->task, payload, t->b->size, opts, &f) != 0) {
             bench_error(t, "submit", forq_errmsg());
             continue;
         }
@@ -236,10 +244,15 @@ bench_thread_main(void *arg)
         bench_error(t, "payload", "out of memory");
         return NULL;
     }
+    struct forq_submit_opts call = FORQ_SUBMIT_OPTS_INIT;
+
+    call.wait_ms = BENCH_CALL_WAIT_MS;
     if (t->b->mode == BENCH_SEQ)
-        bench_run_one_by_one(t, payloads, 1);
+        bench_run_one_by_one(t, payloads, 1, NULL);
+    else if (t->b->mode == BENCH_CALL)
+        bench_run_one_by_one(t, payloads, 1, &call);
     else if (t->b->mode == BENCH_SUBMIT)
-        bench_run_one_by_one(t, payloads, 0);
+        bench_run_one_by_one(t, payloads, 0, NULL);
     else if (t->b->mode == BENCH_MAP)
         bench_run_map(t, payloads);
     else
@@ -289,14 +302,15 @@ static void
 bench_usage(FILE *fp)
 {
     fputs("usage: forq-bench [-s ADDR] [-n JOBS] [-t THREADS] [--task NAME]\n"
-          "                  [--size BYTES | --payload STR] [--mode seq|batch|submit|map]\n"
+          "                  [--size BYTES | --payload STR] [--mode seq|call|batch|submit|map]\n"
           "  -s, --server ADDR  default $FORQ_SERVER, else " FORQ_DEFAULT_ADDR "\n"
           "  -n, --jobs N       jobs in all (default 10000)\n"
           "  -t, --threads N    threads sharing one client (default 4)\n"
           "      --task NAME    task to run (default upper; upper and echo are checked)\n"
           "      --size BYTES   random lowercase payload of this size (default 16)\n"
           "      --payload STR  this payload for every job instead\n"
-          "      --mode MODE    seq: submit + result in a loop; batch: submit up to 256,\n"
+          "      --mode MODE    seq: submit + result in a loop; call: the same in one\n"
+          "                     request (submit with wait_ms); batch: submit up to 256,\n"
           "                     then collect; submit: submit only, never collect, so\n"
           "                     THREADS submits are in flight; map: forq_map, 256 in\n"
           "                     flight per thread (default seq)\n"
@@ -376,7 +390,7 @@ bench_parse(struct bench *b, int argc, char **argv)
             break;
         case 'm':
             if ((b->mode = bench_mode_parse(optarg)) < 0) {
-                fprintf(stderr, "forq-bench: --mode: seq, batch, submit or map\n");
+                fprintf(stderr, "forq-bench: --mode: seq, call, batch, submit or map\n");
                 return 2;
             }
             break;

@@ -297,6 +297,7 @@ future_submit_request(struct msg_request *req, const char *task, const void *pay
     req->u.submit.max_retries = opts->max_retries;
     req->u.submit.unique_key = msg_str_c(opts->unique_key);
     req->u.submit.block_ms = opts->block_ms;
+    req->u.submit.wait_ms = opts->wait_ms;
 }
 
 int
@@ -315,8 +316,12 @@ forq_submit(forq_client *c, const char *task, const void *payload, size_t len,
     if ((r = client_check_open(c)) != 0)
         return r;
     future_submit_request(&req, task, payload, len, opts);
-    if ((r = client_rpc_run(c, &req, -1, &rpc)) == 0)
-        r = future_new(c, rpc.resp.id, out);
+    if ((r = client_rpc_run(c, &req, -1, &rpc)) == 0 && (r = future_new(c, rpc.resp.id, out)) == 0 &&
+        rpc.resp.job.id == rpc.resp.id && rpc.resp.id != 0 &&
+        (r = future_settle(*out, &rpc.resp.job, &rpc.body, rpc.len)) != 0) {
+        forq_future_free(*out); /* out of memory caching the outcome */
+        *out = NULL;
+    }
     client_rpc_fini(&rpc);
     return r;
 }

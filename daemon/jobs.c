@@ -231,12 +231,13 @@ jobs_origin_put(struct store_rec *rec, const struct jobs_origin *o)
     rec->cookie[0] = o->conn;
     rec->cookie[1] = o->rid;
     rec->cookie[2] = (uint64_t)o->op;
+    rec->cookie[3] = o->wait_ms;
 }
 
 static struct jobs_origin
 jobs_origin_get(const struct store_rec *rec)
 {
-    struct jobs_origin o = {rec->cookie[0], rec->cookie[1], (int)rec->cookie[2]};
+    struct jobs_origin o = {rec->cookie[0], rec->cookie[1], (int)rec->cookie[2], rec->cookie[3]};
 
     return o;
 }

@@ -46,6 +46,7 @@ struct jobs_origin {
     uint64_t conn;
     uint64_t rid;
     int op; /* MSG_OP_* of the request */
+    uint64_t wait_ms; /* a SUBMIT's wait_ms: answer when the job finishes (ops.c) */
 };
 
 struct jobs_hooks {

@@ -96,8 +96,10 @@ ops_ping(struct conn *c, const struct msg_request *req)
 static struct jobs_origin
 ops_origin(const struct conn *c, const struct msg_request *req)
 {
-    struct jobs_origin o = {c->id, req->rid, req->op};
+    struct jobs_origin o = {c->id, req->rid, req->op, 0};
 
+    if (req->op == MSG_OP_SUBMIT)
+        o.wait_ms = req->u.submit.wait_ms;
     return o;
 }
 
@@ -133,12 +135,56 @@ ops_submit(struct conn *c, const struct msg_request *req)
         conn_reply_err(c, req->rid, e, why[0] ? why : NULL);
 }
 
+/*
+ * The SUBMIT answer: the id, and with job (settled) its snapshot and result,
+ * so that a submit-and-wait costs one request.
+ */
+static void
+ops_reply_submit(struct conn *c, uint64_t rid, uint64_t id, int duplicate, const struct job *job)
+{
+    struct msg_response resp = {0};
+
+    resp.rid = rid;
+    resp.id = id;
+    resp.duplicate = duplicate;
+    if (job != NULL)
+        jobs_snapshot(c->srv->jobs, job, 1, &resp.job);
+    conn_reply(c, MSG_OP_SUBMIT, &resp);
+}
+
+/*
+ * A SUBMIT with wait_ms ends its wait. On time, with the job; otherwise (the
+ * time ran out, the outcome is not stored yet) with the id alone: the job
+ * goes on and a WAIT tells the rest. One function per value of duplicate,
+ * since the waiter has no room for it.
+ */
+static void
+ops_submit_wait_end(struct conn *c, struct jobs_waiter *w, const struct job *job, int code,
+                    int duplicate)
+{
+    conn_untrack_wait(c, w);
+    ops_reply_submit(c, w->rid, job->id, duplicate, code == 0 ? job : NULL);
+}
+
+static void
+ops_submit_wait_done(void *arg, struct jobs_waiter *w, const struct job *job, int code)
+{
+    ops_submit_wait_end(arg, w, job, code, 0);
+}
+
+static void
+ops_submit_wait_done_dup(void *arg, struct jobs_waiter *w, const struct job *job, int code)
+{
+    ops_submit_wait_end(arg, w, job, code, 1);
+}
+
 void
 ops_submitted(void *arg, const struct jobs_origin *o, int code, uint64_t id, int duplicate,
               const char *why)
 {
     struct conn *c = server_conn(arg, o->conn);
-    struct msg_response resp = {0};
+    const struct job *job;
+    struct jobs_waiter *w;
 
     if (c == NULL)
         return; /* the submitter left; the job is stored and runs all the same */
@@ -146,10 +192,19 @@ ops_submitted(void *arg, const struct jobs_origin *o, int code, uint64_t id, int
         conn_reply_err(c, o->rid, code, why);
         return;
     }
-    resp.rid = o->rid;
-    resp.id = id;
-    resp.duplicate = duplicate;
-    conn_reply(c, MSG_OP_SUBMIT, &resp);
+    job = o->wait_ms > 0 ? jobs_job(c->srv->jobs, id) : NULL;
+    if (job != NULL && jobs_settled(job)) { /* a duplicate of a finished job */
+        ops_reply_submit(c, o->rid, id, duplicate, job);
+        return;
+    }
+    if (job != NULL && !jobs_unstored(job) &&
+        jobs_wait(c->srv->jobs, id, (int64_t)o->wait_ms,
+                  duplicate ? ops_submit_wait_done_dup : ops_submit_wait_done, c, o->rid,
+                  &w) == 0) {
+        conn_track_wait(c, w);
+        return;
+    }
+    ops_reply_submit(c, o->rid, id, duplicate, NULL);
 }
 
 void

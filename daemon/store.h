@@ -91,7 +91,7 @@ struct store_rec {
     int why_rc;          /* the SQLite code behind a failure (store_strerror) */
     int found;           /* STORE_LOOKUP: 1 when the id exists */
     struct store_job job;
-    uint64_t cookie[3];  /* the caller's, untouched (e.g. who asked) */
+    uint64_t cookie[4];  /* the caller's, untouched (e.g. who asked) */
     void *owned;         /* the store's: lookup data; freed by store_rec_free */
     char task[FORQ_NAME_MAX + 1]; /* the caller's: room for job.task to point at */
     STAILQ_ENTRY(store_rec) link;

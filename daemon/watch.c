@@ -203,7 +203,7 @@ watch_park(struct watch *w, uint64_t id)
 static int
 watch_lookup(struct watch *w, uint64_t id)
 {
-    const struct jobs_origin o = {w->c->id, w->serial, MSG_OP_WATCH};
+    const struct jobs_origin o = {w->c->id, w->serial, MSG_OP_WATCH, 0};
     char why[OPS_WHY_MAX];
     int e = jobs_lookup(w->c->srv->jobs, id, &o);
 

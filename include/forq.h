@@ -184,8 +184,18 @@ struct forq_submit_opts {
      * Blocked submissions to one queue get in first come, first served.
      */
     uint64_t block_ms;
+    /*
+     * 0: forq_submit returns once forqd has accepted the job. N > 0: it
+     * returns once the job has finished or N ms have passed, whichever comes
+     * first, and when the job finished the future already holds its outcome
+     * (forq_future_done() is 1, forq_future_result() makes no request).
+     * Submit-and-wait in one round trip: Executor.submit(...).result()
+     * without a second request. A job still running after N ms goes on as
+     * usual: forq_future_result() asks for it.
+     */
+    uint64_t wait_ms;
 };
-#define FORQ_SUBMIT_OPTS_INIT {NULL, 0, 0, 0, 0, NULL, 0}
+#define FORQ_SUBMIT_OPTS_INIT {NULL, 0, 0, 0, 0, NULL, 0, 0}
 
 /*
  * Submit a job: the task's registered name and its payload (copied; may be

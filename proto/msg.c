@@ -81,6 +81,7 @@ static const struct msg_field msg_submit_fields[] = {
     F(struct msg_submit, "max_retries", MSG_F_U32, 0, max_retries, MSG_RETRIES_MAX),
     F(struct msg_submit, "unique_key", MSG_F_STR, 0, unique_key, MSG_KEY_MAX),
     F(struct msg_submit, "block_ms", MSG_F_U64, 0, block_ms, MSG_MS_MAX),
+    F(struct msg_submit, "wait_ms", MSG_F_U64, 0, wait_ms, MSG_MS_MAX),
 };
 static const struct msg_field msg_wait_fields[] = {
     F(struct msg_wait, "id", MSG_F_U64, MSG_REQUIRED, id, 0),
@@ -222,6 +223,7 @@ static const struct msg_field msg_hello_ok_fields[] = {
 static const struct msg_field msg_submit_ok_fields[] = {
     F(struct msg_response, "id", MSG_F_U64, MSG_REQUIRED, id, 0),
     F(struct msg_response, "duplicate", MSG_F_BOOL, 0, duplicate, 0),
+    FMAP(struct msg_response, "job", 0, job, msg_job_spec), /* with wait_ms, when finished */
 };
 static const struct msg_field msg_queue_ok_fields[] = {
     FMAP(struct msg_response, "queue", MSG_REQUIRED, queue, msg_queue_stats_spec),

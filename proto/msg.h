@@ -87,6 +87,8 @@ struct msg_submit {
     uint32_t max_retries;      /* default 0 */
     struct msg_str unique_key; /* empty = none */
     uint64_t block_ms;         /* a full queue: wait this long for room; 0 = answer at once */
+    uint64_t wait_ms;          /* answer once the job finishes (then with its snapshot in
+                                  the response's job), or after this long; 0 = at once */
 };
 
 struct msg_wait {
@@ -222,8 +224,9 @@ struct msg_response {
     struct msg_error err;
     struct msg_hello_ok hello; /* HELLO */
     uint64_t id;               /* SUBMIT; the job of a WATCH event with err */
-    int duplicate;             /* SUBMIT: id is an unfinished job with the same unique_key */
-    struct msg_job job;        /* WAIT, STATUS, CANCEL; a WATCH event */
+    int duplicate;             /* SUBMIT: id is a job submitted earlier with the same unique_key */
+    struct msg_job job;        /* WAIT, STATUS, CANCEL; a WATCH event; a SUBMIT with wait_ms
+                                  whose job finished in time (job.id == 0: absent) */
     struct msg_stats stats;    /* STATS */
     struct msg_queue_stats queue; /* QUEUE */
 };

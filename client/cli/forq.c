@@ -435,6 +435,7 @@ cli_cmd_submit(struct cli *cli)
     const char *payload = "";
     char *input = NULL;
     size_t len = 0;
+    int64_t deadline;
     int r, ex = CLI_OK;
 
     if (cli->nargs == 2 && strcmp(cli->args[1], "-") == 0) {
@@ -447,12 +448,15 @@ cli_cmd_submit(struct cli *cli)
         payload = cli->args[1];
         len = strlen(payload);
     }
+    deadline = cli_deadline(cli->timeout_ms);
+    if (cli->wait) /* one request: forqd answers with the result (or after the timeout) */
+        cli->opts.wait_ms = cli->timeout_ms < 0 ? MSG_MS_MAX : (uint64_t)cli->timeout_ms;
     r = forq_submit(cli->client, cli->args[0], payload, len, &cli->opts, &f);
     free(input);
     if (r != 0)
         return cli_fail("submit", r);
     if (cli->wait)
-        ex = cli_wait_future(cli, f, cli_deadline(cli->timeout_ms));
+        ex = cli_wait_future(cli, f, deadline);
     else if (cli->json)
         printf("{\"id\":%" PRIu64 "}\n", forq_future_id(f));
     else

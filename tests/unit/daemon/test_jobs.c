@@ -140,7 +140,7 @@ test_submit(struct test_fx *fx, const char *task, const char *payload, const cha
             uint64_t *id)
 {
     struct msg_submit m = {0};
-    struct jobs_origin o = {1, 2, MSG_OP_SUBMIT};
+    struct jobs_origin o = {1, 2, MSG_OP_SUBMIT, 0};
     char why[256] = "";
     int e;
 
@@ -308,7 +308,7 @@ test_jobs_blocked_submit_keeps_its_place(void **state)
 {
     struct test_fx *fx = *state;
     struct msg_submit m = {0};
-    struct jobs_origin o = {1, 42, MSG_OP_SUBMIT};
+    struct jobs_origin o = {1, 42, MSG_OP_SUBMIT, 0};
     struct jobs_waiter *w;
     const struct job *job;
     uint64_t busy, id[3], extra;
