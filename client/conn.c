@@ -789,34 +789,34 @@ conn_send_direct(struct client_conn *conn, msgpack_sbuffer *sb)
 }
 
 /*
- * Register call (unless NULL: nobody waits for the answer) and send (or
- * queue) its frame, the content of sb (which the output queue may take
- * over). Returns 0 once the call is registered (its outcome then comes
- * through conn_wait or its inbox), FORQ_ERR_DISCONNECTED when the connection
- * was already dead (nothing was sent and sb is intact: safe to retry
- * elsewhere), or FORQ_ERR_NOMEM.
+ * Register the n calls (none: nobody waits for the answer) and send (or
+ * queue) their frames, the content of sb, in one piece (the output queue may
+ * take sb over). Returns 0 once the calls are registered (their outcomes then
+ * come through conn_wait or their inboxes), FORQ_ERR_DISCONNECTED when the
+ * connection was already dead (nothing was sent and sb is intact: safe to
+ * retry elsewhere), or FORQ_ERR_NOMEM (nothing registered, nothing sent).
  */
 static int
-conn_send(struct client_conn *conn, struct conn_call *call, msgpack_sbuffer *sb)
+conn_send_calls(struct client_conn *conn, struct conn_call *const *calls, size_t n,
+                msgpack_sbuffer *sb)
 {
     int direct = 0;
+    size_t i;
 
     pthread_mutex_lock(&conn->mu);
     if (atomic_load(&conn->dead)) {
         pthread_mutex_unlock(&conn->mu);
         return FORQ_ERR_DISCONNECTED;
     }
-    if (call != NULL && conn_tab_add(conn, call) != 0) {
-        pthread_mutex_unlock(&conn->mu);
-        return client_seterr(FORQ_ERR_NOMEM, "out of memory");
-    }
-    if (call != NULL)
-        call->posted = 1;
-    if (conn->out_head == NULL && !conn->writing) {
+    for (i = 0; i < n && conn_tab_add(conn, calls[i]) == 0; i++)
+        calls[i]->posted = 1;
+    if (i == n && conn->out_head == NULL && !conn->writing) {
         conn->writing = direct = 1;
-    } else if (conn_out_push(conn, sb, 0, 0) != 0) {
-        if (call != NULL)
-            (void)conn_tab_take(conn, call->rid);
+    } else if (i < n || conn_out_push(conn, sb, 0, 0) != 0) {
+        while (i-- > 0) {
+            (void)conn_tab_take(conn, calls[i]->rid);
+            calls[i]->posted = 0;
+        }
         pthread_mutex_unlock(&conn->mu);
         return client_seterr(FORQ_ERR_NOMEM, "out of memory");
     }
@@ -824,6 +824,12 @@ conn_send(struct client_conn *conn, struct conn_call *call, msgpack_sbuffer *sb)
     if (direct)
         conn_send_direct(conn, sb);
     return 0;
+}
+
+static int
+conn_send(struct client_conn *conn, struct conn_call *call, msgpack_sbuffer *sb)
+{
+    return conn_send_calls(conn, &call, call != NULL, sb);
 }
 
 /*
@@ -855,16 +861,22 @@ conn_wait(struct client_conn *conn, struct conn_call *call, int64_t deadline)
     return r;
 }
 
+int
+conn_check_frame(struct client_conn *conn, size_t frame_len)
+{
+    if (frame_len - FRAME_HDR_LEN > conn->max_frame)
+        return client_seterr(FORQ_ERR_TOO_BIG,
+                             "request of %zu bytes is over the server's "
+                             "limit of %llu bytes",
+                             frame_len - FRAME_HDR_LEN, (unsigned long long)conn->max_frame);
+    return 0;
+}
+
 /* Is the request in sb over the server's frame limit? */
 static int
 conn_check_size(struct client_conn *conn, const msgpack_sbuffer *sb)
 {
-    if (sb->size - FRAME_HDR_LEN > conn->max_frame)
-        return client_seterr(FORQ_ERR_TOO_BIG,
-                             "request of %zu bytes is over the server's "
-                             "limit of %llu bytes",
-                             sb->size - FRAME_HDR_LEN, (unsigned long long)conn->max_frame);
-    return 0;
+    return conn_check_frame(conn, sb->size);
 }
 
 int
@@ -882,6 +894,31 @@ conn_post(struct client_conn *conn, msgpack_sbuffer *sb, struct conn_call *call)
         free(call->lost);
         call->lost = NULL;
     }
+    return r;
+}
+
+int
+conn_post_many(struct client_conn *conn, msgpack_sbuffer *sb, struct conn_call *const *calls,
+               size_t n)
+{
+    size_t i;
+    int r = 0;
+
+    for (i = 0; i < n; i++) {
+        calls[i]->next = NULL;
+        calls[i]->posted = 0;
+        if ((calls[i]->lost = calloc(1, sizeof(*calls[i]->lost))) == NULL) {
+            r = client_seterr(FORQ_ERR_NOMEM, "out of memory");
+            break;
+        }
+    }
+    if (r == 0)
+        r = conn_send_calls(conn, calls, n, sb);
+    if (r != 0)
+        while (i-- > 0) {
+            free(calls[i]->lost);
+            calls[i]->lost = NULL;
+        }
     return r;
 }
 
@@ -936,8 +973,9 @@ conn_inbox_fini(struct conn_inbox *ib)
     pthread_mutex_destroy(&ib->mu);
 }
 
-int
-conn_inbox_next(struct conn_inbox *ib, int64_t deadline, struct conn_frame **fr)
+/* Wait for a frame until deadline, then take the first one or (all) every one. */
+static int
+conn_inbox_take(struct conn_inbox *ib, int64_t deadline, struct conn_frame **fr, int all)
 {
     struct timespec ts;
     int r = 0;
@@ -954,12 +992,25 @@ conn_inbox_next(struct conn_inbox *ib, int64_t deadline, struct conn_frame **fr)
     }
     if (r == 0) {
         *fr = ib->head;
-        if ((ib->head = (*fr)->next) == NULL)
-            ib->tail = NULL;
-        (*fr)->next = NULL;
+        if (all || (ib->head = (*fr)->next) == NULL)
+            ib->head = ib->tail = NULL;
+        if (!all)
+            (*fr)->next = NULL;
     }
     pthread_mutex_unlock(&ib->mu);
     return r;
+}
+
+int
+conn_inbox_next(struct conn_inbox *ib, int64_t deadline, struct conn_frame **fr)
+{
+    return conn_inbox_take(ib, deadline, fr, 0);
+}
+
+int
+conn_inbox_next_all(struct conn_inbox *ib, int64_t deadline, struct conn_frame **list)
+{
+    return conn_inbox_take(ib, deadline, list, 1);
 }
 
 int

@@ -116,6 +116,8 @@ void conn_inbox_fini(struct conn_inbox *ib);
  * Returns 0 with *fr (free with conn_frame_free) or FORQ_ERR_TIMEOUT.
  */
 int conn_inbox_next(struct conn_inbox *ib, int64_t deadline, struct conn_frame **fr);
+/* Like conn_inbox_next, but take every frame there is: *list, chained by next, in order. */
+int conn_inbox_next_all(struct conn_inbox *ib, int64_t deadline, struct conn_frame **list);
 /* Push a frame with tag 0 and no body, to wake the consumer. 0 or FORQ_ERR_NOMEM. */
 int conn_inbox_wake(struct conn_inbox *ib);
 void conn_frame_free(struct conn_frame *fr);
@@ -127,6 +129,18 @@ void conn_frame_free(struct conn_frame *fr);
  * FORQ_ERR_TOO_BIG, FORQ_ERR_NOMEM.
  */
 int conn_post(struct client_conn *conn, msgpack_sbuffer *sb, struct conn_call *call);
+
+/*
+ * conn_post for n calls whose frames lie back to back in sb, sent in one
+ * piece (one system call where conn_post would make n). The caller has
+ * checked each frame with conn_check_frame. All or nothing: 0 once every call
+ * is posted, else FORQ_ERR_DISCONNECTED or FORQ_ERR_NOMEM and none is.
+ */
+int conn_post_many(struct client_conn *conn, msgpack_sbuffer *sb, struct conn_call *const *calls,
+                   size_t n);
+
+/* 0 when a frame of frame_len bytes (header included) is within the server's limit, else FORQ_ERR_TOO_BIG. */
+int conn_check_frame(struct client_conn *conn, size_t frame_len);
 
 /* Take call out of the pending table (frames already in the inbox stay there). */
 void conn_unpost(struct client_conn *conn, struct conn_call *call);

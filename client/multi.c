@@ -1,9 +1,10 @@
 /*
  * multi.c — many futures at once: forq_wait, forq_as_completed, forq_map.
- * All three are thin loops over a waitset (waitset.c), which watches the
+ * The first two are thin loops over a waitset (waitset.c), which watches the
  * unfinished jobs with WATCH and settles each future as its job finishes.
- * forq_map also pipelines its SUBMITs: a batch of requests is posted on the
- * connection before the first answer is read.
+ * forq_map needs no WATCH: each of its SUBMITs asks forqd to answer once the
+ * job has finished (wait_ms), result included, and the SUBMITs that fill its
+ * window go out in one piece.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -177,29 +178,27 @@ forq_as_completed_free(forq_as_completed *it)
 
 /* One input in flight: submitted (or being), not handed back yet. */
 struct multi_slot {
-    struct conn_call call; /* the SUBMIT, while its answer is awaited */
+    struct conn_call call; /* the SUBMIT, until its answer is in */
     forq_future *f;        /* once accepted */
-    size_t wsidx;
-    int ready; /* its outcome (or the server's word on it) is in */
+    int answered;          /* its SUBMIT's answer (or loss) has been taken */
 };
 
 struct multi_map {
     forq_client *c;
     const char *task;
-    const struct forq_submit_opts *opts;
+    struct forq_submit_opts opts; /* the caller's, with wait_ms set */
     forq_map_next_fn next;
     forq_map_done_fn done;
     void *arg;
-    size_t w;                /* window: inputs in flight at most */
-    struct multi_slot *slot; /* ring of w, by input number */
-    size_t head, tail;       /* inputs [head, tail) are in flight */
-    int more;                /* next() may give more inputs */
+    size_t w;                 /* window: inputs in flight at most */
+    struct multi_slot *slot;  /* ring of w, by input number */
+    struct conn_call **calls; /* w: the calls of one batch of posts */
+    size_t head, tail;        /* inputs [head, tail) are in flight */
+    int more;                 /* next() may give more inputs */
     int64_t deadline;
-    struct waitset ws;
-    struct conn_inbox sub; /* SUBMIT answers */
+    struct client_conn *conn; /* every SUBMIT of the map goes on this connection */
+    struct conn_inbox sub;    /* SUBMIT answers */
     struct msg_decoder dec;
-    size_t *input_of; /* waitset index -> input number */
-    size_t input_cap;
 };
 
 static struct multi_slot *
@@ -208,9 +207,12 @@ multi_slot(struct multi_map *m, size_t input)
     return &m->slot[input % m->w];
 }
 
-/* Post SUBMIT for input i, whose payload next() gives. Returns 0, 1 (no more input) or a code. */
+/*
+ * Encode the SUBMIT of input i, whose payload next() gives, at the end of
+ * batch. Returns 0, 1 (no more input) or a code.
+ */
 static int
-multi_map_post(struct multi_map *m, struct client_conn *conn, size_t i)
+multi_map_encode(struct multi_map *m, size_t i, msgpack_sbuffer *batch)
 {
     struct multi_slot *s = multi_slot(m, i);
     struct msg_request req;
@@ -225,44 +227,60 @@ multi_map_post(struct multi_map *m, struct client_conn *conn, size_t i)
     }
     if (payload == NULL && len > 0)
         return client_seterr(FORQ_ERR_INVALID, "input %zu: no payload", i);
-    future_submit_request(&req, m->task, payload, len, m->opts);
+    future_submit_request(&req, m->task, payload, len, &m->opts);
     memset(s, 0, sizeof(*s));
-    if ((r = client_encode(m->c, &req, &sb)) == 0) {
-        s->call.rid = req.rid;
-        s->call.inbox = &m->sub;
-        s->call.tag = i + 1;
-        if ((r = conn_post(conn, &sb, &s->call)) == FORQ_ERR_DISCONNECTED)
-            r = conn_seterr_why(conn, r);
-    }
+    if ((r = client_encode(m->c, &req, &sb)) == 0 &&
+        (r = conn_check_frame(m->conn, sb.size)) == 0 &&
+        msgpack_sbuffer_write(batch, sb.data, sb.size) != 0)
+        r = client_seterr(FORQ_ERR_NOMEM, "out of memory");
     msgpack_sbuffer_destroy(&sb);
+    s->call.rid = req.rid;
+    s->call.inbox = &m->sub;
+    s->call.tag = i + 1;
     return r;
 }
 
-/* Remember which input a waitset entry belongs to. */
+/* Fill the window: the SUBMITs of the next inputs, sent in one piece. */
 static int
-multi_map_index(struct multi_map *m, size_t wsidx, size_t input)
+multi_map_fill(struct multi_map *m)
 {
-    if (wsidx >= m->input_cap) {
-        size_t cap = (wsidx + 1) * 2;
-        size_t *p = realloc(m->input_of, cap * sizeof(*p));
+    msgpack_sbuffer batch;
+    size_t n = 0;
+    int r = 0;
 
-        if (p == NULL)
-            return client_seterr(FORQ_ERR_NOMEM, "out of memory");
-        m->input_of = p;
-        m->input_cap = cap;
+    msgpack_sbuffer_init(&batch);
+    while (m->more && m->tail + n - m->head < m->w) {
+        if ((r = multi_map_encode(m, m->tail + n, &batch)) != 0)
+            break;
+        m->calls[n] = &multi_slot(m, m->tail + n)->call;
+        n++;
     }
-    m->input_of[wsidx] = input;
-    return 0;
+    if (r == 1)
+        r = 0;
+    if (r == 0 && n > 0) {
+        if ((r = conn_post_many(m->conn, &batch, m->calls, n)) == FORQ_ERR_DISCONNECTED)
+            r = conn_seterr_why(m->conn, r);
+        if (r == 0)
+            m->tail += n;
+    }
+    msgpack_sbuffer_destroy(&batch);
+    return r;
 }
 
-/* The SUBMIT answer of input i: make its future and watch it. */
+/*
+ * The SUBMIT answer of input i. It carries the job's outcome, unless the
+ * wait ended first (the map's time ran out, or the outcome is not stored
+ * yet): then ask once more with what is left of the time.
+ */
 static int
-multi_map_accepted(struct multi_map *m, size_t i, struct conn_frame *fr)
+multi_map_answer(struct multi_map *m, size_t i, struct conn_frame *fr)
 {
     struct multi_slot *s = multi_slot(m, i);
     struct msg_response resp;
+    int64_t left;
     int r;
 
+    s->answered = 1;
     if (fr->err != 0)
         return client_seterr(fr->err, "input %zu: the connection was lost", i);
     if ((r = msg_decode_response(&m->dec, MSG_OP_SUBMIT, fr->body, fr->len, &resp)) != 0)
@@ -272,48 +290,35 @@ multi_map_accepted(struct multi_map *m, size_t i, struct conn_frame *fr)
         return client_seterr(resp.err.code, "input %zu: %.*s", i,
                              (int)(resp.err.msg.len > 300 ? 300 : resp.err.msg.len),
                              resp.err.msg.ptr);
-    if ((r = forq_future_from_id(m->c, resp.id, &s->f)) != 0 ||
-        (r = waitset_add(&m->ws, s->f, &s->wsidx)) != 0)
+    if ((r = forq_future_from_id(m->c, resp.id, &s->f)) != 0)
         return r;
-    return multi_map_index(m, s->wsidx, i);
+    if (resp.job.id == resp.id)
+        return future_settle(s->f, &resp.job, &fr->body, fr->len);
+    left = m->deadline < 0 ? -1 : m->deadline - client_now_ms();
+    r = forq_future_result(s->f, left < 0 && m->deadline >= 0 ? 0 : left, NULL, NULL);
+    /* The job's own failure, not_found or storage are its outcome; these stop the map. */
+    if (r == FORQ_ERR_TIMEOUT || r == FORQ_ERR_DISCONNECTED || r == FORQ_ERR_NOMEM ||
+        r == FORQ_ERR_INVALID)
+        return r;
+    return 0;
 }
 
-/*
- * Fill the window: post SUBMITs for the next inputs, then read every answer
- * (each posted call delivers exactly one frame: its answer or its loss).
- */
+/* Take every answer in (waiting for one), in the order they came. */
 static int
-multi_map_fill(struct multi_map *m)
+multi_map_collect(struct multi_map *m)
 {
-    struct client_conn *conn = NULL;
-    struct conn_frame *fr;
-    size_t first = m->tail, posted = 0, got = 0;
-    int r = 0, e;
+    struct conn_frame *list, *fr;
+    int r, e;
 
-    if (!m->more || m->tail - m->head == m->w)
-        return 0;
-    if ((r = client_conn_get(m->c, &conn)) != 0)
-        return r;
-    while (m->more && m->tail - m->head < m->w) {
-        if ((e = multi_map_post(m, conn, m->tail)) != 0) {
-            r = e == 1 ? 0 : e;
-            break;
-        }
-        m->tail++;
-        posted++;
-    }
-    for (; got < posted; got++) {
-        if ((e = conn_inbox_next(&m->sub, m->deadline, &fr)) != 0) {
-            r = r ? r : client_seterr(e, "no answer to SUBMIT in time");
-            break;
-        }
-        e = multi_map_accepted(m, (size_t)fr->tag - 1, fr);
+    if ((r = conn_inbox_next_all(&m->sub, m->deadline, &list)) != 0)
+        return client_seterr(r, "the map ran out of time");
+    while ((fr = list) != NULL) {
+        list = fr->next;
+        e = r == 0 ? multi_map_answer(m, (size_t)fr->tag - 1, fr) : 0;
+        multi_slot(m, (size_t)fr->tag - 1)->answered = 1;
         r = r ? r : e;
         conn_frame_free(fr);
     }
-    for (size_t i = first; got < posted && i < m->tail; i++)
-        conn_unpost(conn, &multi_slot(m, i)->call); /* timed out: stop waiting for the rest */
-    conn_release(conn);
     return r;
 }
 
@@ -325,13 +330,12 @@ multi_map_deliver(struct multi_map *m)
     size_t len;
     int code, r;
 
-    while (m->head < m->tail && multi_slot(m, m->head)->ready) {
+    while (m->head < m->tail && multi_slot(m, m->head)->answered) {
         struct multi_slot *s = multi_slot(m, m->head);
 
         code = forq_future_result(s->f, 0, &data, &len);
         r = m->done(m->arg, m->head, code, code == 0 ? data : NULL, code == 0 ? len : 0,
                     code == 0 ? NULL : forq_errmsg());
-        waitset_remove(&m->ws, s->wsidx);
         forq_future_free(s->f);
         s->f = NULL;
         m->head++;
@@ -344,20 +348,15 @@ multi_map_deliver(struct multi_map *m)
 static int
 multi_map_run(struct multi_map *m)
 {
-    size_t idx;
     int r;
 
     for (;;) {
-        if ((r = multi_map_fill(m)) != 0 || (r = multi_map_deliver(m)) != 0)
+        if ((r = multi_map_deliver(m)) != 0 || (r = multi_map_fill(m)) != 0)
             return r;
         if (m->head == m->tail && !m->more)
             return 0;
-        if (m->more && m->tail - m->head < m->w)
-            continue; /* handing back made room: fill it before waiting */
-        if ((r = waitset_next(&m->ws, m->deadline, &idx)) != 0)
-            return r == WAITSET_EMPTY ? client_seterr(FORQ_ERR_PROTOCOL, "lost track of a job")
-                                      : r;
-        multi_slot(m, m->input_of[idx])->ready = 1;
+        if ((r = multi_map_collect(m)) != 0)
+            return r;
     }
 }
 
@@ -366,6 +365,7 @@ forq_map(forq_client *c, const char *task, const struct forq_submit_opts *opts,
          size_t max_inflight, int64_t timeout_ms, forq_map_next_fn next, forq_map_done_fn done,
          void *arg)
 {
+    static const struct forq_submit_opts defaults = FORQ_SUBMIT_OPTS_INIT;
     struct multi_map m;
     int r;
 
@@ -376,33 +376,41 @@ forq_map(forq_client *c, const char *task, const struct forq_submit_opts *opts,
     memset(&m, 0, sizeof(m));
     m.c = c;
     m.task = task;
-    m.opts = opts;
+    m.opts = opts != NULL ? *opts : defaults;
+    /* Each SUBMIT is answered when its job finishes, with the result: no WATCH. */
+    m.opts.wait_ms = timeout_ms < 0 || (uint64_t)timeout_ms > MSG_MS_MAX ? MSG_MS_MAX
+                                                                          : (uint64_t)timeout_ms;
     m.next = next;
     m.done = done;
     m.arg = arg;
     m.w = max_inflight ? max_inflight : MULTI_MAP_DEFAULT_INFLIGHT;
     m.more = 1;
     m.deadline = multi_deadline(timeout_ms);
-    if ((m.slot = calloc(m.w, sizeof(*m.slot))) == NULL)
-        return client_seterr(FORQ_ERR_NOMEM, "out of memory");
-    if ((r = waitset_init(&m.ws)) != 0)
+    if ((m.slot = calloc(m.w, sizeof(*m.slot))) == NULL ||
+        (m.calls = calloc(m.w, sizeof(*m.calls))) == NULL) {
+        r = client_seterr(FORQ_ERR_NOMEM, "out of memory");
         goto out_slot;
+    }
     if ((r = conn_inbox_init(&m.sub)) != 0)
-        goto out_ws;
+        goto out_slot;
     if (msg_decoder_init(&m.dec) != 0) {
         r = client_seterr(FORQ_ERR_NOMEM, "out of memory");
         goto out_sub;
     }
-    r = multi_map_run(&m);
+    if ((r = client_conn_get(c, &m.conn)) == 0) {
+        r = multi_map_run(&m);
+        for (size_t i = m.head; i < m.tail; i++)
+            if (!multi_slot(&m, i)->answered) /* stopped early: stop waiting for the rest */
+                conn_unpost(m.conn, &multi_slot(&m, i)->call);
+        conn_release(m.conn);
+    }
     msg_decoder_fini(&m.dec);
 out_sub:
     conn_inbox_fini(&m.sub);
-out_ws:
-    waitset_fini(&m.ws);
+out_slot:
     for (size_t i = m.head; i < m.tail; i++)
         forq_future_free(multi_slot(&m, i)->f);
-out_slot:
     free(m.slot);
-    free(m.input_of);
+    free(m.calls);
     return r;
 }
