@@ -14,8 +14,9 @@
  *          `--task sleep --payload 3600000` the workers take the first jobs
  *          and the rest stay queued, which measures the submit path alone
  *          (bench/durable.sh uses it so);
- *   map    each thread runs forq_map over its share, 256 jobs in flight:
- *          pipelined submits, completions through WATCH, results in order.
+ *   map    each thread runs forq_map over its share, --window jobs in flight
+ *          (default 256): submit-and-wait requests sent a window at a time,
+ *          results handed back in input order.
  * Every result is checked (upper: the payload in upper case; echo: the
  * payload). Latency of a job is from the start of its submit to the moment
  * its result is in hand, or in submit mode to the moment forqd's answer to the
@@ -52,6 +53,7 @@ struct bench {
     size_t size;       /* payload bytes; strlen(fixed) when that is set */
     int mode;          /* enum bench_mode */
     const char *fixed; /* --payload: the same payload for every job, or NULL */
+    size_t window;     /* map: jobs in flight per thread */
     forq_client *client;
 };
 
@@ -187,8 +189,8 @@ bench_run_batch(struct bench_thread *t, char *payloads)
 /* forq_map's input: job i's payload, its start time kept for the latency. */
 struct bench_map {
     struct bench_thread *t;
-    char *payload; /* the current input; BENCH_BATCH more for the checks */
-    uint64_t t0[BENCH_BATCH];
+    char *payload; /* the current input, then room for the expected result */
+    uint64_t *t0;  /* start times, a ring of the window's size */
 };
 
 static int
@@ -198,7 +200,7 @@ bench_map_next(void *arg, size_t i, const void **payload, size_t *len)
 
     if (i >= m->t->jobs)
         return 0;
-    m->t0[i % BENCH_BATCH] = lat_now_ns();
+    m->t0[i % m->t->b->window] = lat_now_ns();
     bench_payload(m->t->b, m->payload, m->t->index, i);
     *payload = m->payload;
     *len = m->t->b->size;
@@ -217,7 +219,7 @@ bench_map_done(void *arg, size_t i, int code, const void *result, size_t len, co
     else if (!bench_check(m->t->b, expect, result, len))
         bench_error(m->t, "result", "wrong bytes");
     else
-        m->t->lat[m->t->nlat++] = lat_now_ns() - m->t0[i % BENCH_BATCH];
+        m->t->lat[m->t->nlat++] = lat_now_ns() - m->t0[i % m->t->b->window];
     return 0;
 }
 
@@ -227,8 +229,13 @@ bench_run_map(struct bench_thread *t, char *payloads)
     struct bench_map m = {.t = t, .payload = payloads};
     int r;
 
-    r = forq_map(t->b->client, t->b->task, NULL, BENCH_BATCH, -1, bench_map_next,
+    if ((m.t0 = calloc(t->b->window, sizeof(*m.t0))) == NULL) {
+        bench_error(t, "map", "out of memory");
+        return;
+    }
+    r = forq_map(t->b->client, t->b->task, NULL, t->b->window, -1, bench_map_next,
                  bench_map_done, &m);
+    free(m.t0);
     if (r != 0)
         bench_error(t, "map", forq_errmsg());
 }
@@ -312,8 +319,9 @@ bench_usage(FILE *fp)
           "      --mode MODE    seq: submit + result in a loop; call: the same in one\n"
           "                     request (submit with wait_ms); batch: submit up to 256,\n"
           "                     then collect; submit: submit only, never collect, so\n"
-          "                     THREADS submits are in flight; map: forq_map, 256 in\n"
-          "                     flight per thread (default seq)\n"
+          "                     THREADS submits are in flight; map: forq_map, each\n"
+          "                     thread with WINDOW jobs in flight (default seq)\n"
+          "      --window N     map: jobs in flight per thread (default 256)\n"
           "Submit throughput without running the jobs, e.g. with two workers:\n"
           "  forq-bench --mode submit -t 8 --task sleep --payload 3600000\n",
           fp);
@@ -356,6 +364,7 @@ bench_parse(struct bench *b, int argc, char **argv)
         {"size", required_argument, NULL, 'S'},
         {"mode", required_argument, NULL, 'm'},
         {"payload", required_argument, NULL, 'P'},
+        {"window", required_argument, NULL, 'w'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -388,6 +397,11 @@ bench_parse(struct bench *b, int argc, char **argv)
         case 'P':
             b->fixed = optarg;
             break;
+        case 'w':
+            if (bench_num("--window", optarg, 1, 1 << 20, &v) != 0)
+                return 2;
+            b->window = (size_t)v;
+            break;
         case 'm':
             if ((b->mode = bench_mode_parse(optarg)) < 0) {
                 fprintf(stderr, "forq-bench: --mode: seq, call, batch, submit or map\n");
@@ -418,7 +432,8 @@ bench_parse(struct bench *b, int argc, char **argv)
 int
 main(int argc, char **argv)
 {
-    struct bench b = {NULL, "upper", 10000, 4, 16, BENCH_SEQ, NULL, NULL};
+    struct bench b = {.task = "upper", .jobs = 10000, .threads = 4, .size = 16, .mode = BENCH_SEQ,
+                      .window = BENCH_BATCH};
     struct bench_thread *ts;
     uint64_t t0, errors;
     int r;

@@ -380,9 +380,12 @@ FORQ_API void forq_as_completed_free(forq_as_completed *it);
  * go on or a negative code to stop the map with that code.
  *
  * timeout_ms bounds the whole map (measured from the call). Submissions are
- * pipelined (up to max_inflight on the wire at once) and completions arrive
- * through WATCH, so a map costs one SUBMIT per input and one WATCH per batch.
- * opts apply to every job (NULL: defaults); max_inflight 0 means 64.
+ * pipelined (up to max_inflight on the wire at once, the ones that fill the
+ * window sent together) and each is a submit-and-wait (wait_ms), so a map
+ * costs one request per input, whose answer carries the result. opts apply
+ * to every job (NULL: defaults; their wait_ms is replaced); max_inflight 0
+ * means 64. forqd counts each job in flight as one of the connection's
+ * requests in flight (its max_inflight, default 4096).
  *
  * Returns 0 once every input has been handed back; a submission refused by
  * the server stops the map with its code (e.g. FORQ_ERR_UNKNOWN_TASK;
