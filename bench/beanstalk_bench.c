@@ -50,6 +50,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "lat.h"
 
 #define BB_DEFAULT_ADDR "127.0.0.1:11300"
@@ -127,30 +128,6 @@ bb_error(struct bb *b, const char *what, const char *detail)
 {
     if (b->errors++ == 0)
         snprintf(b->first_error, sizeof(b->first_error), "%s: %s", what, detail);
-}
-
-/* Split "tcp://HOST:PORT", "HOST:PORT" or "[V6]:PORT" into b->host, b->port. */
-static int
-bb_addr_parse(struct bb *b)
-{
-    const char *s = b->addr, *colon;
-    size_t hlen;
-
-    if (strncmp(s, "tcp://", 6) == 0)
-        s += 6;
-    if ((colon = strrchr(s, ':')) == NULL || colon[1] == '\0')
-        return -1;
-    hlen = (size_t)(colon - s);
-    if (hlen >= 2 && s[0] == '[' && s[hlen - 1] == ']') {
-        s++;
-        hlen -= 2;
-    }
-    if (hlen == 0 || hlen >= sizeof(b->host) || strlen(colon + 1) >= sizeof(b->port))
-        return -1;
-    memcpy(b->host, s, hlen);
-    b->host[hlen] = '\0';
-    strcpy(b->port, colon + 1);
-    return 0;
 }
 
 /* Connect c (Nagle off, buffers allocated); 0, or -1 with the reason in *err. */
@@ -737,7 +714,7 @@ bb_latency(struct bb *b, struct bb_conn *p, struct bb_conn *r)
         bb_error(b, "payload", "out of memory");
         return;
     }
-    /* The first result's reserve waits in the server before its put goes. */
+    /* The first result's reserve goes before its put. */
     bb_out_fmt(r, "reserve\r\n");
     r->owed += BB_MIN_RESERVE;
     if (bb_flush(r) != 0)
@@ -752,7 +729,8 @@ bb_latency(struct bb *b, struct bb_conn *p, struct bb_conn *r)
         }
         p->owed += BB_MIN_INSERTED + 1;
         t0 = lat_now_ns();
-        if (bb_flush(p) != 0)
+        /* The put, then the last result's delete and the next reserve: one wakeup. */
+        if (bb_flush(p) != 0 || bb_flush(r) != 0)
             goto io_error;
         /*
          * The result first (the previous one's DELETED comes before it); the
@@ -781,15 +759,14 @@ bb_latency(struct bb *b, struct bb_conn *p, struct bb_conn *r)
         else
             b->lat[b->nlat++] = lat_now_ns() - t0;
         done++;
+        bb_out_fmt(r, "delete %" PRIu64 "\r\n", a.id);
+        r->owed += BB_MIN_DELETED;
         if (seq + 1 < b->jobs) {
-            bb_out_fmt(r, "delete %" PRIu64 "\r\nreserve\r\n", a.id);
-            r->owed += BB_MIN_DELETED + BB_MIN_RESERVE;
-        } else {
-            bb_out_fmt(r, "delete %" PRIu64 "\r\n", a.id);
-            r->owed += BB_MIN_DELETED;
-        }
-        if (bb_flush(r) != 0)
+            bb_out_fmt(r, "reserve\r\n");
+            r->owed += BB_MIN_RESERVE;
+        } else if (bb_flush(r) != 0) {
             goto io_error;
+        }
         if (bb_reply_wait(p, &a, BB_STALL_S * 1000, &err) != 0)
             goto fail;
         if (strncmp(a.line, "INSERTED ", 9) != 0)
@@ -1007,21 +984,6 @@ bb_usage(FILE *fp)
           fp);
 }
 
-static int
-bb_num(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *v)
-{
-    char *end;
-
-    errno = 0;
-    *v = strtoull(s, &end, 10);
-    if (s[0] < '0' || s[0] > '9' || *end != '\0' || errno != 0 || *v < min || *v > max) {
-        fprintf(stderr, "beanstalk-bench: %s: expected a number in %" PRIu64 "..%" PRIu64 "\n", opt,
-                min, max);
-        return -1;
-    }
-    return 0;
-}
-
 /* Returns -1 to go on, or an exit status. */
 static int
 bb_parse_args(struct bb *b, int argc, char **argv)
@@ -1053,17 +1015,17 @@ bb_parse_args(struct bb *b, int argc, char **argv)
             }
             break;
         case 'n':
-            if (bb_num("--jobs", optarg, 1, UINT64_MAX / 32, &b->jobs) != 0)
+            if (args_num("beanstalk-bench", "--jobs", optarg, 1, UINT64_MAX / 32, &b->jobs) != 0)
                 return 2;
             has_jobs = 1;
             break;
         case 'k':
-            if (bb_num("--inflight", optarg, 1, 1000000, &b->inflight) != 0)
+            if (args_num("beanstalk-bench", "--inflight", optarg, 1, 1000000, &b->inflight) != 0)
                 return 2;
             has_inflight = 1;
             break;
         case 'S':
-            if (bb_num("--size", optarg, 0, BB_SIZE_MAX, &v) != 0)
+            if (args_num("beanstalk-bench", "--size", optarg, 0, BB_SIZE_MAX, &v) != 0)
                 return 2;
             b->size = (size_t)v;
             has_size = 1;
@@ -1096,7 +1058,7 @@ bb_parse_args(struct bb *b, int argc, char **argv)
     }
     if (!has_jobs)
         b->jobs = b->mode == BB_LATENCY ? 5000 : 100000;
-    if (bb_addr_parse(b) != 0) {
+    if (args_hostport(b->addr, b->host, sizeof(b->host), b->port, sizeof(b->port)) != 0) {
         fprintf(stderr, "beanstalk-bench: --server: expected HOST:PORT, got %s\n", b->addr);
         return 2;
     }

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "lat.h"
 
 #define BPUT_DEFAULT_ADDR "127.0.0.1:11300"
@@ -61,30 +62,6 @@ bput_error(struct bput_conn *c, const char *what, const char *detail)
 {
     if (c->errors++ == 0)
         snprintf(c->first_error, sizeof(c->first_error), "%s: %s", what, detail);
-}
-
-/* Split "tcp://HOST:PORT", "HOST:PORT" or "[V6]:PORT" into b->host, b->port. */
-static int
-bput_addr_parse(struct bput *b)
-{
-    const char *s = b->addr, *colon;
-    size_t hlen;
-
-    if (strncmp(s, "tcp://", 6) == 0)
-        s += 6;
-    if ((colon = strrchr(s, ':')) == NULL || colon[1] == '\0')
-        return -1;
-    hlen = (size_t)(colon - s);
-    if (hlen >= 2 && s[0] == '[' && s[hlen - 1] == ']') {
-        s++;
-        hlen -= 2;
-    }
-    if (hlen == 0 || hlen >= sizeof(b->host) || strlen(colon + 1) >= sizeof(b->port))
-        return -1;
-    memcpy(b->host, s, hlen);
-    b->host[hlen] = '\0';
-    strcpy(b->port, colon + 1);
-    return 0;
 }
 
 /* A connected TCP socket with Nagle off, or -1 with the reason in *err. */
@@ -268,21 +245,6 @@ bput_usage(FILE *fp)
           fp);
 }
 
-static int
-bput_num(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *v)
-{
-    char *end;
-
-    errno = 0;
-    *v = strtoull(s, &end, 10);
-    if (s[0] < '0' || s[0] > '9' || *end != '\0' || errno != 0 || *v < min || *v > max) {
-        fprintf(stderr, "beanstalk-put: %s: expected a number in %" PRIu64 "..%" PRIu64 "\n", opt,
-                min, max);
-        return -1;
-    }
-    return 0;
-}
-
 /* Returns -1 to go on, or an exit status. */
 static int
 bput_parse(struct bput *b, int argc, char **argv)
@@ -301,17 +263,17 @@ bput_parse(struct bput *b, int argc, char **argv)
             b->addr = optarg;
             break;
         case 'n':
-            if (bput_num("--jobs", optarg, 1, UINT64_MAX / 2, &b->jobs) != 0)
+            if (args_num("beanstalk-put", "--jobs", optarg, 1, UINT64_MAX / 2, &b->jobs) != 0)
                 return 2;
             break;
         case 'c':
-            if (bput_num("--conns", optarg, 1, 1024, &v) != 0)
+            if (args_num("beanstalk-put", "--conns", optarg, 1, 1024, &v) != 0)
                 return 2;
             b->conns = (unsigned)v;
             break;
         case 'S':
             /* beanstalkd's default max-job-size is 65535 */
-            if (bput_num("--size", optarg, 0, (uint64_t)1 << 30, &v) != 0)
+            if (args_num("beanstalk-put", "--size", optarg, 0, (uint64_t)1 << 30, &v) != 0)
                 return 2;
             b->size = (size_t)v;
             break;
@@ -327,7 +289,7 @@ bput_parse(struct bput *b, int argc, char **argv)
         bput_usage(stderr);
         return 2;
     }
-    if (bput_addr_parse(b) != 0) {
+    if (args_hostport(b->addr, b->host, sizeof(b->host), b->port, sizeof(b->port)) != 0) {
         fprintf(stderr, "beanstalk-put: --server: expected HOST:PORT, got %s\n", b->addr);
         return 2;
     }

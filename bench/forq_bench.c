@@ -34,6 +34,7 @@
 #include <time.h>
 
 #include "forq.h"
+#include "args.h"
 #include "lat.h"
 
 #define BENCH_BATCH 256
@@ -327,21 +328,6 @@ bench_usage(FILE *fp)
           fp);
 }
 
-static int
-bench_num(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *v)
-{
-    char *end;
-
-    errno = 0;
-    *v = strtoull(s, &end, 10);
-    if (s[0] < '0' || s[0] > '9' || *end != '\0' || errno != 0 || *v < min || *v > max) {
-        fprintf(stderr, "forq-bench: %s: expected a number in %" PRIu64 "..%" PRIu64 "\n", opt, min,
-                max);
-        return -1;
-    }
-    return 0;
-}
-
 /* The enum bench_mode of a --mode name, or -1. */
 static int
 bench_mode_parse(const char *name)
@@ -377,11 +363,11 @@ bench_parse(struct bench *b, int argc, char **argv)
             b->addr = optarg;
             break;
         case 'n':
-            if (bench_num("--jobs", optarg, 1, UINT64_MAX / 2, &b->jobs) != 0)
+            if (args_num("forq-bench", "--jobs", optarg, 1, UINT64_MAX / 2, &b->jobs) != 0)
                 return 2;
             break;
         case 't':
-            if (bench_num("--threads", optarg, 1, 1024, &v) != 0)
+            if (args_num("forq-bench", "--threads", optarg, 1, 1024, &v) != 0)
                 return 2;
             b->threads = (unsigned)v;
             break;
@@ -389,7 +375,7 @@ bench_parse(struct bench *b, int argc, char **argv)
             b->task = optarg;
             break;
         case 'S':
-            if (bench_num("--size", optarg, 0, (uint64_t)1 << 30, &v) != 0)
+            if (args_num("forq-bench", "--size", optarg, 0, (uint64_t)1 << 30, &v) != 0)
                 return 2;
             b->size = (size_t)v;
             has_size = 1;
@@ -398,7 +384,7 @@ bench_parse(struct bench *b, int argc, char **argv)
             b->fixed = optarg;
             break;
         case 'w':
-            if (bench_num("--window", optarg, 1, 1 << 20, &v) != 0)
+            if (args_num("forq-bench", "--window", optarg, 1, 1 << 20, &v) != 0)
                 return 2;
             b->window = (size_t)v;
             break;

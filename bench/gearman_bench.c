@@ -44,6 +44,7 @@
 
 #include <libgearman-1.0/gearman.h>
 
+#include "args.h"
 #include "lat.h"
 
 #define GB_FUNCTION   "upper"
@@ -310,21 +311,6 @@ gb_usage(FILE *fp)
           fp);
 }
 
-static int
-gb_num(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *v)
-{
-    char *end;
-
-    errno = 0;
-    *v = strtoull(s, &end, 10);
-    if (s[0] < '0' || s[0] > '9' || *end != '\0' || errno != 0 || *v < min || *v > max) {
-        fprintf(stderr, "gearman-bench: %s: expected a number in %" PRIu64 "..%" PRIu64 "\n", opt,
-                min, max);
-        return -1;
-    }
-    return 0;
-}
-
 /* Split "HOST:PORT" or "[V6]:PORT" into b->host, b->port. */
 static int
 gb_addr_parse(struct gb *b)
@@ -381,16 +367,16 @@ gb_parse(struct gb *b, int argc, char **argv)
             }
             break;
         case 'n':
-            if (gb_num("--jobs", optarg, 1, UINT64_MAX / 16, &b->jobs) != 0)
+            if (args_num("gearman-bench", "--jobs", optarg, 1, UINT64_MAX / 16, &b->jobs) != 0)
                 return 2;
             break;
         case 'k':
-            if (gb_num("--inflight", optarg, 1, 1000000, &v) != 0)
+            if (args_num("gearman-bench", "--inflight", optarg, 1, 1000000, &v) != 0)
                 return 2;
             b->inflight = (unsigned)v;
             break;
         case 'S':
-            if (gb_num("--size", optarg, 0, (uint64_t)1 << 26, &v) != 0)
+            if (args_num("gearman-bench", "--size", optarg, 0, (uint64_t)1 << 26, &v) != 0)
                 return 2;
             b->size = (size_t)v;
             break;
