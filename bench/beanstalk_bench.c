@@ -22,8 +22,9 @@
  *               write; it wakes when a quarter of the results in flight are
  *               back rather than for every answer.
  *   latency     JOBS round trips one after the other: put, wait for its
- *               result. The result's reserve is already waiting in the server
- *               when the put goes out; its delete goes with the next reserve.
+ *               result. The previous result's delete and this result's
+ *               reserve go out right behind the put, so that beanstalkd wakes
+ *               once for the three.
  * beanstalkd answers every command in its own write, one command per
  * connection per turn of its event loop, so what a client can save is its own
  * work and wakeups: it pipelines, and sleeps until a batch of answers is in.
