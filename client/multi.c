@@ -280,7 +280,6 @@ multi_map_answer(struct multi_map *m, size_t i, struct conn_frame *fr)
     int64_t left;
     int r;
 
-    s->answered = 1;
     if (fr->err != 0)
         return client_seterr(fr->err, "input %zu: the connection was lost", i);
     if ((r = msg_decode_response(&m->dec, MSG_OP_SUBMIT, fr->body, fr->len, &resp)) != 0)
@@ -314,8 +313,8 @@ multi_map_collect(struct multi_map *m)
         return client_seterr(r, "the map ran out of time");
     while ((fr = list) != NULL) {
         list = fr->next;
+        multi_slot(m, (size_t)fr->tag - 1)->answered = 1; /* taken, whatever it says */
         e = r == 0 ? multi_map_answer(m, (size_t)fr->tag - 1, fr) : 0;
-        multi_slot(m, (size_t)fr->tag - 1)->answered = 1;
         r = r ? r : e;
         conn_frame_free(fr);
     }

@@ -183,6 +183,15 @@ SEEDS = {
                                 *[req("submit", 40 + i, task="echo", payload=b"g", queue="qb",
                                       block_ms=60000) for i in range(6)],
                                 req("queue", 50, queue="qb", action="info")),
+    # Submit-and-wait: answered with the result, after its 20 ms on a paused
+    # queue (id alone), and dropped with the connection while it waits.
+    "seed-submit-wait": framed(0, req("submit", 1, task="upper", payload=b"abc", wait_ms=60000),
+                               req("submit", 2, task="fail", payload=b"", wait_ms=60000),
+                               req("queue", 3, queue="qw", action="pause"), SYNC,
+                               req("submit", 4, task="echo", payload=b"t", queue="qw",
+                                   wait_ms=20),
+                               req("submit", 5, task="echo", payload=b"w", queue="qw",
+                                   wait_ms=60000)),
     "seed-result-too-big": framed(0, req("submit", 1, task="echo", payload=b"r" * 600), SYNC,
                                   req("wait", 2, id=1, timeout_ms=200)),
     "seed-fib": framed(0, req("submit", 1, task="fib", payload=b"20"), SYNC,
