@@ -546,8 +546,12 @@ jobs_lost_cb(void *arg, void *cookie, int started, int reason, const char *why)
     char msg[256];
 
     if (job->kill_cancel) {
-        snprintf(msg, sizeof(msg), "cancelled while running; worker %d was killed",
-                 (int)job->worker_pid);
+        if (started)
+            snprintf(msg, sizeof(msg), "cancelled while running; worker %d was killed",
+                     (int)job->worker_pid);
+        else
+            snprintf(msg, sizeof(msg), "cancelled before worker %d started it",
+                     (int)job->worker_pid);
         job_set_error(job, FORQ_ERR_CANCELLED, msg);
         (void)jobs_finish(s, job, FORQ_STATE_CANCELLED);
         jobs_pump(s);
@@ -587,8 +591,13 @@ jobs_observe_run(const struct jobs *s, const struct job *job)
 
 static void
 jobs_pool_done(void *arg, void *cookie, int status, const uint8_t *result, size_t len,
-               const char *errmsg)
+               const char *errmsg, uint64_t started_us)
 {
+    struct job *job = cookie;
+
+    /* It was handed over at job->started_us; in a batch it started later. */
+    if (started_us > job->started_us)
+        job->started_us = started_us;
     jobs_observe_run(arg, cookie);
     jobs_done_cb(arg, cookie, status, result, len, errmsg);
     jobs_drain_check(arg);
@@ -617,7 +626,12 @@ jobs_observe_wait(const struct jobs *s, const struct job *job)
         metrics_hist_observe(&s->cfg.metrics->job_wait, job->started_us - job->ready_us);
 }
 
-/* Hand queued jobs to idle workers, in (priority, arrival) order. */
+/*
+ * Hand queued jobs to workers, in (priority, arrival) order: to idle workers
+ * first, then, while every worker is busy, to the batches of busy ones (quick
+ * jobs only, see pool_append). Stops at the first job no worker can take, so
+ * the order holds.
+ */
 static void
 jobs_pump(struct jobs *s)
 {
@@ -627,17 +641,25 @@ jobs_pump(struct jobs *s)
 
     if (s->draining)
         return; /* queued jobs stay queued: the store has them for the next start */
-    while (pool_idle(s->pool) > 0 && (job = queue_pop(&s->queues)) != NULL) {
+    while ((job = queue_peek(&s->queues)) != NULL) {
         if (task_removed(&s->tasks, job->task)) {
             char msg[FORQ_NAME_MAX + 64];
 
+            (void)queue_pop(&s->queues);
             snprintf(msg, sizeof(msg), "task '%s' was removed by a reload",
                      task_name(&s->tasks, job->task));
             jobs_fail(s, job, FORQ_ERR_UNKNOWN_TASK, msg);
             continue;
         }
-        e = pool_run(s->pool, job->id, job->task, job->payload, job->payload_len,
-                     job->timeout_ms, job, &pid);
+        if (pool_idle(s->pool) > 0)
+            e = pool_run(s->pool, job->id, job->task, job->payload, job->payload_len,
+                         job->timeout_ms, job, &pid);
+        else
+            e = pool_append(s->pool, job->id, job->task, job->payload, job->payload_len,
+                            job->timeout_ms, job, &pid);
+        if (e == FORQ_ERR_LIMIT)
+            break; /* it waits for a worker to be free */
+        (void)queue_pop(&s->queues); /* job */
         if (e != 0) {
             log_err("cannot hand job %llu to a worker: %s", (unsigned long long)job->id,
                     forq_strerror(e));
@@ -985,8 +1007,8 @@ int
 jobs_new(struct event_base *base, const struct jobs_config *cfg, struct jobs **out, char *why,
          size_t whylen)
 {
-    struct pool_config pc = {cfg->workers, cfg->max_payload, cfg->max_result,
-                             cfg->max_jobs_per_worker, cfg->memory_limit};
+    struct pool_config pc = {cfg->workers,         cfg->max_payload,   cfg->max_result,
+                             cfg->max_jobs_per_worker, cfg->memory_limit, 8, 500};
     uint64_t every_ms = cfg->result_ttl_ms;
     struct timeval every;
     struct jobs *s;

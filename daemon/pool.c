@@ -34,6 +34,20 @@
 #define POOL_RESPAWN_MAX_MS   10000
 #define POOL_STOP_GRACE_MS    2000    /* how long pool_free waits before SIGKILL */
 
+/* A job in a worker's batch, as the loop knows it (the slot is the worker's to scribble on). */
+struct pool_entry {
+    void *cookie;
+    uint64_t job_id;
+    int task;
+    int skip; /* cancelled before it started: the worker passes it over */
+};
+
+/* How long a task's jobs run, for deciding whether they may be appended to a batch. */
+struct pool_task_stat {
+    uint32_t runs; /* 0: never seen run */
+    uint32_t avg_us; /* moving average, 1/8 weight to each new run */
+};
+
 struct pool_worker {
     struct pool *pool;
     unsigned idx;
@@ -50,10 +64,13 @@ struct pool_worker {
     uint64_t jobs_at_spawn; /* jobs_done when this process started */
     unsigned quick_deaths;  /* consecutive deaths soon after spawning, with no job done */
 
-    int busy;          /* a job is in the slot and not harvested */
-    void *cookie;
-    uint64_t job_id;
-    struct event *deadline_ev; /* the running job's timeout */
+    int busy;          /* a batch is in the slot and not harvested */
+    struct pool_entry ents[SLOT_BATCH_MAX]; /* the batch: ents[i] is slot->jobs[i] */
+    unsigned nent;
+    uint32_t payload_used; /* bytes of the payload area the batch takes */
+    int sealed;        /* nothing may be appended: its first job is not known to be quick,
+                          or has a timeout */
+    struct event *deadline_ev; /* that job's timeout */
     int killing;       /* enum pool_lost_reason: the pool killed it; 0 = no */
     int retiring;      /* asked to exit (max_jobs_per_worker, or replaced by a reload) */
     int retire_next;   /* retire after the job it runs (pool_retire_all) */
@@ -71,6 +88,8 @@ struct pool {
     unsigned nidle;
     int stopping;
     struct event *chld_ev; /* SIGCHLD, only where pidfd_open is missing */
+    struct pool_task_stat *stats; /* by task index, grown as tasks are seen */
+    size_t nstats;
 };
 
 static int pool_spawn(struct pool_worker *w);
@@ -112,34 +131,98 @@ pool_retire(struct pool_worker *w)
         kill(w->pid, SIGKILL);
 }
 
-/* Deliver the outcome in a DONE slot and make the worker idle again. */
+/* Fold one run of task into its average (loop side; allocation failure only forgets). */
 static void
-pool_harvest(struct pool_worker *w)
+pool_observe(struct pool *p, int task, uint32_t run_us)
 {
-    struct pool *p = w->pool;
-    struct slot *s = w->slot;
-    size_t len = s->result_len <= s->result_cap ? s->result_len : s->result_cap;
-    void *cookie = w->cookie;
+    struct pool_task_stat *st;
 
-    s->errmsg[sizeof(s->errmsg) - 1] = '\0';
-    event_del(w->deadline_ev);
-    w->busy = 0;
-    w->cookie = NULL;
-    w->job_id = 0;
-    w->jobs_done++;
-    p->ops->done(p->arg, cookie, s->status, slot_result(s), len, s->errmsg);
+    if (task < 0)
+        return;
+    if ((size_t)task >= p->nstats) {
+        size_t n = (size_t)task + 8;
+
+        if ((st = realloc(p->stats, n * sizeof(*st))) == NULL)
+            return;
+        memset(st + p->nstats, 0, (n - p->nstats) * sizeof(*st));
+        p->stats = st;
+        p->nstats = n;
+    }
+    st = &p->stats[task];
+    if (st->runs++ == 0)
+        st->avg_us = run_us;
+    else
+        st->avg_us = (uint32_t)(((uint64_t)st->avg_us * 7 + run_us) / 8);
+}
+
+/* 1 when task's jobs have been quick enough to wait behind each other in a batch. */
+static int
+pool_task_quick(const struct pool *p, int task)
+{
+    return task >= 0 && (size_t)task < p->nstats && p->stats[task].runs > 0 &&
+           p->stats[task].avg_us <= p->cfg.batch_quick_us;
 }
 
 /*
- * Take the outcome of a worker whose slot says DONE, then give it the next
- * job: idle again, or told to exit when it has done its share of jobs.
+ * Take the batch out of worker w and report every job in it, as the slot's
+ * counters c say: an outcome for each of the first c->done (a job cancelled
+ * before it started comes back lost, not started, POOL_LOST_KILLED), lost and
+ * started for the one it was running, lost and not started for the rest.
+ * reason and why are for the lost ones. The worker's bookkeeping is cleared
+ * before the first callback, which may hand out jobs (not to w: it is neither
+ * idle nor busy until the caller says so). Results point into the slot, which
+ * nobody writes meanwhile.
  */
 static void
-pool_finish(struct pool_worker *w)
+pool_settle(struct pool_worker *w, const struct slot_counts *c, int reason, const char *why)
+{
+    struct pool *p = w->pool;
+    struct slot *s = w->slot;
+    struct pool_entry ents[SLOT_BATCH_MAX];
+    unsigned n = w->nent, done = c->done < n ? c->done : n, next = c->next < n ? c->next : n;
+    size_t area = 2 * (size_t)s->result_cap;
+
+    memcpy(ents, w->ents, n * sizeof(ents[0]));
+    event_del(w->deadline_ev);
+    w->busy = 0;
+    w->nent = 0;
+    w->payload_used = 0;
+    w->sealed = 0;
+    for (unsigned i = 0; i < n; i++) {
+        struct slot_job *j = &s->jobs[i];
+
+        if (ents[i].skip) { /* the worker passes it over, or has */
+            p->ops->lost(p->arg, ents[i].cookie, 0, POOL_LOST_KILLED,
+                         "cancelled before it started");
+        } else if (i < done) {
+            /* The worker wrote these; a task may have scribbled on them: clamp. */
+            size_t off = j->result_off <= area ? j->result_off : area;
+            size_t len = j->result_len;
+
+            if (len > s->result_cap || len > area - off)
+                len = 0;
+            j->errmsg[sizeof(j->errmsg) - 1] = '\0';
+            w->jobs_done++;
+            pool_observe(p, ents[i].task, j->run_us);
+            p->ops->done(p->arg, ents[i].cookie, j->status, slot_result(s) + off, len, j->errmsg,
+                         j->started_us);
+        } else {
+            p->ops->lost(p->arg, ents[i].cookie, i < next, reason, why);
+        }
+    }
+}
+
+/*
+ * Take the outcomes of a worker whose slot says DONE, then give it the next
+ * batch: idle again, or told to exit when it has done its share of jobs.
+ */
+static void
+pool_finish(struct pool_worker *w, const struct slot_counts *c)
 {
     struct pool *p = w->pool;
 
-    pool_harvest(w);
+    /* Jobs it did not take (no result room left) go back; they never ran. */
+    pool_settle(w, c, POOL_LOST_RETURNED, "handed back before it started");
     if (w->retire_next || (p->cfg.max_jobs_per_worker > 0 &&
                            w->jobs_done - w->jobs_at_spawn >= p->cfg.max_jobs_per_worker)) {
         pool_retire(w);
@@ -155,15 +238,15 @@ static void
 pool_done_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct pool_worker *w = arg;
-    enum slot_state st;
+    struct slot_counts c;
     eventfd_t n;
 
     (void)what;
     if (eventfd_read(fd, &n) != 0 || !w->busy || w->pid == 0 || w->killing)
         return;
-    if (slot_get_state(w->slot, &st) != 0 || st != SLOT_DONE)
+    if (slot_get_counts(w->slot, &c) != 0 || c.state != SLOT_DONE)
         return; /* a dead worker: the pidfd callback deals with it */
-    pool_finish(w);
+    pool_finish(w, &c);
 }
 
 /* Kill worker w and everything in its process group (an exec task's command). */
@@ -180,19 +263,20 @@ static void
 pool_deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct pool_worker *w = arg;
-    enum slot_state st;
+    struct slot_counts c;
 
     (void)fd;
     (void)what;
     if (!w->busy || w->pid == 0 || w->killing)
         return;
     /* It may have finished just now, its eventfd not read yet: then it made it. */
-    if (slot_get_state(w->slot, &st) == 0 && st == SLOT_DONE) {
-        pool_finish(w);
+    if (slot_get_counts(w->slot, &c) == 0 && c.state == SLOT_DONE) {
+        pool_finish(w, &c);
         return;
     }
-    log_info("job %llu ran past its timeout; killing worker %d", (unsigned long long)w->job_id,
-             (int)w->pid);
+    /* A job with a timeout is the only one in its batch (the batch is sealed). */
+    log_info("job %llu ran past its timeout; killing worker %d",
+             (unsigned long long)w->ents[0].job_id, (int)w->pid);
     pool_kill_worker(w, POOL_LOST_TIMEOUT);
 }
 
@@ -256,7 +340,6 @@ pool_exit_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct pool_worker *w = arg;
     struct pool *p = w->pool;
-    enum slot_state st = SLOT_IDLE;
     pid_t pid = w->pid;
     char why[128];
     int died_young;
@@ -284,25 +367,26 @@ pool_exit_cb(evutil_socket_t fd, short what, void *arg)
     event_del(w->deadline_ev);
 
     if (w->busy) {
-        (void)slot_get_state(w->slot, &st); /* the owner may have died holding it */
-        if (st == SLOT_DONE && !w->killing) {
-            pool_harvest(w); /* it finished the job, then died */
-        } else {
-            void *cookie = w->cookie;
-            uint64_t id = w->job_id;
-            int reason = w->killing;
+        struct slot_counts c = {0};
+        int reason = w->killing;
 
-            w->busy = 0;
-            w->cookie = NULL;
-            w->job_id = 0;
-            /* A job killed it, not its start-up; unless it never even picked the job up. */
-            if (st != SLOT_ASSIGNED || reason != POOL_LOST_DIED)
+        /* The owner may have died holding the lock: the counters are read all the same. */
+        (void)slot_get_counts(w->slot, &c);
+        if (c.state == SLOT_DONE && !w->killing) {
+            pool_settle(w, &c, POOL_LOST_RETURNED, "handed back before it started");
+        } else {
+            /* A job killed it, not its start-up; unless it never even took one. */
+            if (c.next > 0 || reason != POOL_LOST_DIED)
                 died_young = 0;
-            if (reason == POOL_LOST_DIED)
+            if (reason == POOL_LOST_DIED) {
+                /* The job it took last and did not finish, or the first it did not take. */
+                unsigned k = c.done < w->nent ? c.done : 0;
+
                 log_warn("worker %d (slot %u) %s %s job %llu; replacing it", (int)pid, w->idx,
-                         why, st == SLOT_RUNNING ? "while running" : "before it started",
-                         (unsigned long long)id);
-            p->ops->lost(p->arg, cookie, st == SLOT_RUNNING || st == SLOT_DONE, reason, why);
+                         why, c.next > c.done ? "while running" : "before it started",
+                         (unsigned long long)w->ents[k].job_id);
+            }
+            pool_settle(w, &c, reason, why);
         }
     } else if (w->retiring) {
         died_young = 0;
@@ -465,7 +549,8 @@ pool_new(struct event_base *base, const struct pool_config *cfg,
     int e;
 
     *out = NULL;
-    if (cfg->workers == 0 || cfg->payload_cap > UINT32_MAX || cfg->result_cap > UINT32_MAX)
+    if (cfg->workers == 0 || cfg->payload_cap > UINT32_MAX || cfg->result_cap > UINT32_MAX / 2 ||
+        cfg->batch_max > SLOT_BATCH_MAX)
         return FORQ_ERR_INVALID;
     if ((p = calloc(1, sizeof(*p))) == NULL)
         return FORQ_ERR_NOMEM;
@@ -504,6 +589,23 @@ pool_idle(const struct pool *p)
     return p->nidle;
 }
 
+/* Write job i of w's batch (payload at off) into the slot; the loop owns jobs[i] now. */
+static void
+pool_put(struct pool_worker *w, unsigned i, uint32_t off, uint64_t job_id, int task,
+         const void *payload, size_t len, void *cookie)
+{
+    struct slot_job *j = &w->slot->jobs[i];
+
+    if (len > 0)
+        memcpy(slot_payload(w->slot) + off, payload, len);
+    j->job_id = job_id;
+    j->task = task;
+    j->payload_off = off;
+    j->payload_len = (uint32_t)len;
+    j->skip = 0;
+    w->ents[i] = (struct pool_entry){cookie, job_id, task, 0};
+}
+
 int
 pool_run(struct pool *p, uint64_t job_id, int task, const void *payload, size_t len,
          uint64_t timeout_ms, void *cookie, pid_t *pid)
@@ -523,12 +625,8 @@ pool_run(struct pool *p, uint64_t job_id, int task, const void *payload, size_t 
         if (event_add(w->deadline_ev, &tv) != 0)
             return FORQ_ERR_NOMEM;
     }
-    if (len > 0)
-        memcpy(slot_payload(w->slot), payload, len);
-    w->slot->job_id = job_id;
-    w->slot->task = task;
-    w->slot->payload_len = (uint32_t)len;
-    e = slot_set_state(w->slot, SLOT_ASSIGNED);
+    pool_put(w, 0, 0, job_id, task, payload, len, cookie);
+    e = slot_assign(w->slot);
     if (e == FORQ_ERR_SYSTEM) {
         event_del(w->deadline_ev);
         return e;
@@ -539,8 +637,57 @@ pool_run(struct pool *p, uint64_t job_id, int task, const void *payload, size_t 
      */
     p->nidle--;
     w->busy = 1;
-    w->cookie = cookie;
-    w->job_id = job_id;
+    w->nent = 1;
+    w->payload_used = (uint32_t)len;
+    /* Jobs appended behind a slow one would wait for it while other workers idle. */
+    w->sealed = timeout_ms > 0 || !pool_task_quick(p, task);
+    *pid = w->pid;
+    return 0;
+}
+
+/* 1 when w's running batch may take one more job of len bytes, at *off. */
+static int
+pool_may_append(const struct pool *p, const struct pool_worker *w, size_t len, uint32_t *off)
+{
+    const struct pool_config *cfg = &p->cfg;
+
+    if (!w->busy || w->pid == 0 || w->killing || w->sealed || w->retire_next ||
+        w->nent >= cfg->batch_max || w->nent >= SLOT_BATCH_MAX)
+        return 0;
+    /* Not past the jobs it may still do before it is retired. */
+    if (cfg->max_jobs_per_worker > 0 &&
+        w->jobs_done - w->jobs_at_spawn + w->nent >= cfg->max_jobs_per_worker)
+        return 0;
+    *off = (w->payload_used + 7) & ~7U;
+    return *off <= cfg->payload_cap && len <= cfg->payload_cap - *off;
+}
+
+int
+pool_append(struct pool *p, uint64_t job_id, int task, const void *payload, size_t len,
+            uint64_t timeout_ms, void *cookie, pid_t *pid)
+{
+    struct pool_worker *w, *best = NULL;
+    uint32_t off = 0, best_off = 0;
+
+    *pid = 0;
+    if (timeout_ms > 0 || p->cfg.batch_max <= 1 || !pool_task_quick(p, task))
+        return FORQ_ERR_LIMIT;
+    /* The shortest batch: its jobs start soonest, and batches stay even. */
+    for (unsigned i = 0; i < p->cfg.workers; i++) {
+        w = &p->workers[i];
+        if (pool_may_append(p, w, len, &off) && (best == NULL || w->nent < best->nent)) {
+            best = w;
+            best_off = off;
+        }
+    }
+    if (best == NULL)
+        return FORQ_ERR_LIMIT;
+    w = best;
+    pool_put(w, w->nent, best_off, job_id, task, payload, len, cookie);
+    if (slot_append(w->slot) != 0)
+        return FORQ_ERR_LIMIT; /* through its batch already: its eventfd says so soon */
+    w->nent++;
+    w->payload_used = best_off + (uint32_t)len;
     *pid = w->pid;
     return 0;
 }
@@ -550,17 +697,25 @@ pool_kill(struct pool *p, uint64_t job_id)
 {
     for (unsigned i = 0; i < p->cfg.workers; i++) {
         struct pool_worker *w = &p->workers[i];
-        enum slot_state st;
 
-        if (!w->busy || w->job_id != job_id || w->pid == 0)
+        if (!w->busy || w->pid == 0)
             continue;
-        if (w->killing)
-            return 0;
-        /* Finished, its eventfd not read yet: the outcome comes through done. */
-        if (slot_get_state(w->slot, &st) == 0 && st == SLOT_DONE)
-            return FORQ_ERR_STATE;
-        pool_kill_worker(w, POOL_LOST_KILLED);
-        return 0;
+        for (unsigned k = 0; k < w->nent; k++) {
+            if (w->ents[k].job_id != job_id)
+                continue;
+            if (w->killing || w->ents[k].skip)
+                return 0;
+            switch (slot_skip(w->slot, k)) {
+            case 0: /* not started: the worker passes it over, the others run */
+                w->ents[k].skip = 1;
+                return 0;
+            case FORQ_ERR_STATE: /* finished, not harvested yet: the outcome comes through done */
+                return FORQ_ERR_STATE;
+            default: /* running now (or the slot is broken): stop the worker */
+                pool_kill_worker(w, POOL_LOST_KILLED);
+                return 0;
+            }
+        }
     }
     return FORQ_ERR_NOT_FOUND;
 }
@@ -579,7 +734,15 @@ pool_info(const struct pool *p, size_t i, struct pool_worker_info *out)
     out->slot = w->idx;
     out->pid = w->pid;
     out->state = w->pid == 0 ? "starting" : w->busy ? "busy" : w->retiring ? "retiring" : "idle";
-    out->job = w->job_id;
+    out->job = 0;
+    out->batched = w->busy ? w->nent : 0;
+    if (w->busy) {
+        struct slot_counts c = {0};
+
+        /* The job it took last and has not finished; else the first it has not taken. */
+        (void)slot_get_counts(w->slot, &c);
+        out->job = w->ents[c.done < w->nent ? c.done : w->nent - 1].job_id;
+    }
     out->jobs_done = w->jobs_done;
     out->restarts = w->restarts;
 }
@@ -697,5 +860,6 @@ pool_free(struct pool *p)
         event_free(p->chld_ev);
     free(p->workers);
     free(p->idle);
+    free(p->stats);
     free(p);
 }

@@ -15,6 +15,13 @@
  * max_jobs_per_worker jobs (it exits between jobs and is replaced at once),
  * and starts every worker under RLIMIT_AS = memory_limit.
  *
+ * A worker takes a batch of jobs with one wake-up: pool_run starts a batch on
+ * an idle worker, and pool_append adds a job to a busy worker's batch. A job
+ * waits behind the others of its batch, so a batch is only for quick jobs:
+ * every job in it is of a task whose runs have averaged at most
+ * batch_quick_us, and none has a timeout. The worker wakes the loop once,
+ * when it is through the batch, and every outcome is delivered then.
+ *
  * The pool knows nothing of jobs beyond an id, a task index, a payload and an
  * opaque cookie it hands back. Loop thread only.
  */
@@ -36,28 +43,34 @@ struct pool_config {
     size_t result_cap;  /* largest result a task may write */
     uint64_t max_jobs_per_worker; /* retire a worker after this many jobs; 0: never */
     uint64_t memory_limit;        /* RLIMIT_AS of each worker in bytes; 0: none */
+    unsigned batch_max;           /* most jobs in a worker's batch (<= SLOT_BATCH_MAX); 0, 1: one */
+    uint32_t batch_quick_us;      /* a task whose runs average more is never appended */
 };
 
 /* Why a job came back through ops->lost. */
 enum pool_lost_reason {
     POOL_LOST_DIED = 0, /* the worker died on its own (crash, signal, exit) */
     POOL_LOST_TIMEOUT,  /* the pool killed it: the job ran past its timeout */
-    POOL_LOST_KILLED,   /* the pool killed it on request (pool_kill) */
+    POOL_LOST_KILLED,   /* the pool killed it on request (pool_kill), or the job was
+                           cancelled before it started (not started) */
+    POOL_LOST_RETURNED, /* not started: the worker stopped its batch before it (no result room) */
 };
 
 struct pool_ops {
     /*
      * The job with this cookie finished: status 0 (result/len) or a negative
-     * FORQ_ERR_* (errmsg). result and errmsg point into the slot and are valid
-     * only during the call.
+     * FORQ_ERR_* (errmsg). started_us is when the worker started it (wall
+     * clock µs; a job waits in a batch before that). result and errmsg point
+     * into the slot and are valid only during the call.
      */
     void (*done)(void *arg, void *cookie, int status, const uint8_t *result, size_t len,
-                 const char *errmsg);
+                 const char *errmsg, uint64_t started_us);
     /*
-     * The worker holding the job died (reason: enum pool_lost_reason).
-     * started is 0 when it died before it picked the job up (the job never
-     * ran). why describes the death. The worker is dead by now, its whole
-     * process group killed: the job runs nowhere.
+     * The job came back without an outcome (reason: enum pool_lost_reason):
+     * the worker holding it died, or the job never started (started 0: it
+     * waited in a batch, or the worker died before it picked it up). why
+     * describes it. A started job's worker is dead by now, its whole process
+     * group killed: the job runs nowhere.
      */
     void (*lost)(void *arg, void *cookie, int started, int reason, const char *why);
     /* A worker became free: a good moment to hand out queued jobs. */
@@ -94,7 +107,7 @@ void pool_set_limits(struct pool *p, uint64_t max_jobs_per_worker, uint64_t memo
  */
 void pool_retire_all(struct pool *p);
 
-/* Number of workers that can take a job right now. */
+/* Number of idle workers: pool_run can start that many batches right now. */
 unsigned pool_idle(const struct pool *p);
 
 /*
@@ -109,8 +122,22 @@ int pool_run(struct pool *p, uint64_t job_id, int task, const void *payload, siz
              uint64_t timeout_ms, void *cookie, pid_t *pid);
 
 /*
- * Kill the worker running job_id (and its process group). The job comes back
- * through ops->lost with POOL_LOST_KILLED once the worker is dead. Returns 0,
+ * Append a job to the batch of a busy worker (the one with the fewest jobs),
+ * to run after the jobs before it, without a wake-up. Only a quick job
+ * without a timeout, to a batch of such jobs that has room (batch_max jobs,
+ * the payload area, the worker's max_jobs_per_worker) and that the worker is
+ * not through yet. Returns 0 with *pid, or FORQ_ERR_LIMIT (nothing changed:
+ * the job stays the caller's).
+ */
+int pool_append(struct pool *p, uint64_t job_id, int task, const void *payload, size_t len,
+                uint64_t timeout_ms, void *cookie, pid_t *pid);
+
+/*
+ * Stop job_id: kill the worker running it (and its process group), or, when
+ * the job waits in a batch, have the worker pass it over. The job comes back
+ * through ops->lost with POOL_LOST_KILLED once the worker is dead, or through
+ * ops->lost (not started) when the batch ends; the rest of the killed
+ * worker's batch comes back not started. Returns 0,
  * FORQ_ERR_STATE when the job has finished already (nothing is killed; its
  * outcome comes through ops->done), or FORQ_ERR_NOT_FOUND when no worker
  * holds that job.
@@ -121,7 +148,8 @@ struct pool_worker_info {
     unsigned slot;
     pid_t pid;         /* 0 while being replaced */
     const char *state; /* "idle", "busy", "starting" or "retiring" */
-    uint64_t job;      /* job id in the slot, 0 when none */
+    uint64_t job;      /* the job it runs (or will run next), 0 when none */
+    unsigned batched;  /* jobs in its batch, done or not, until the batch is harvested */
     uint64_t jobs_done, restarts;
 };
 

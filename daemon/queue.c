@@ -191,6 +191,14 @@ queue_pop(struct queue_set *set)
     return job;
 }
 
+struct job *
+queue_peek(const struct queue_set *set)
+{
+    struct queue *q = heap_peek(&set->ready);
+
+    return q == NULL ? NULL : heap_peek(&q->jobs);
+}
+
 void
 queue_remove(struct queue_set *set, struct job *job)
 {

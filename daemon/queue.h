@@ -79,6 +79,8 @@ int queue_push(struct queue_set *set, struct job *job);
 
 /* Remove and return the globally next job, or NULL when nothing is queued. */
 struct job *queue_pop(struct queue_set *set);
+/* The job queue_pop would return, left in place; NULL when nothing is queued. */
+struct job *queue_peek(const struct queue_set *set);
 
 /* Remove a queued job from wherever it is in its queue (cancel). */
 void queue_remove(struct queue_set *set, struct job *job);

@@ -12,7 +12,7 @@ slot_size(size_t payload_cap, size_t result_cap)
 {
     size_t hdr = (sizeof(struct slot) + 63) & ~(size_t)63;
 
-    return hdr + ((payload_cap + 63) & ~(size_t)63) + ((result_cap + 63) & ~(size_t)63);
+    return hdr + ((payload_cap + 63) & ~(size_t)63) + 2 * result_cap;
 }
 
 int
@@ -103,4 +103,67 @@ slot_get_state(struct slot *s, enum slot_state *state)
     *state = (enum slot_state)s->state;
     slot_unlock(s);
     return died ? FORQ_ERR_WORKER_LOST : 0;
+}
+
+int
+slot_assign(struct slot *s)
+{
+    int died, e;
+
+    if ((e = slot_lock(s, &died)) != 0)
+        return e;
+    s->n = 1;
+    s->next = s->done = 0;
+    s->state = SLOT_ASSIGNED;
+    slot_unlock(s);
+    pthread_cond_signal(&s->cv); /* after the unlock: see slot_set_state */
+    return died ? FORQ_ERR_WORKER_LOST : 0;
+}
+
+int
+slot_append(struct slot *s)
+{
+    int died, e;
+
+    if ((e = slot_lock(s, &died)) != 0)
+        return FORQ_ERR_LIMIT;
+    e = FORQ_ERR_LIMIT;
+    if (!died && (s->state == SLOT_ASSIGNED || s->state == SLOT_RUNNING) && s->n < SLOT_BATCH_MAX) {
+        s->n++;
+        e = 0; /* the worker, awake, looks at n before it says DONE: no signal */
+    }
+    slot_unlock(s);
+    return e;
+}
+
+int
+slot_get_counts(struct slot *s, struct slot_counts *out)
+{
+    int died, e;
+
+    if ((e = slot_lock(s, &died)) != 0)
+        return e;
+    out->state = (enum slot_state)s->state;
+    out->n = s->n;
+    out->next = s->next;
+    out->done = s->done;
+    slot_unlock(s);
+    return died ? FORQ_ERR_WORKER_LOST : 0;
+}
+
+int
+slot_skip(struct slot *s, uint32_t i)
+{
+    int died, e;
+
+    if ((e = slot_lock(s, &died)) != 0)
+        return e;
+    if (i >= s->next) {
+        s->jobs[i].skip = 1;
+        e = 0;
+    } else {
+        e = i < s->done ? FORQ_ERR_STATE : 1;
+    }
+    slot_unlock(s);
+    return died ? FORQ_ERR_WORKER_LOST : e;
 }

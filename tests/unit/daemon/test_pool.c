@@ -53,6 +53,7 @@ struct test_job {
     char errmsg[SLOT_ERRMSG_MAX];
     int started;
     char why[256];
+    uint64_t started_us; /* as done reports it */
 };
 
 struct test_fx {
@@ -81,15 +82,40 @@ test_mark_then_sleep(struct forq_task_io *io)
     return task_run(t, task_find(t, "sleep", 5), io);
 }
 
+/*
+ * A task that records that it started, then waits until the test opens the
+ * gate (test_marks[1] != 0), so a test decides when it ends without a clock.
+ */
+#define TEST_GATE_TASK "test.gate"
+
+static int
+test_gate(struct forq_task_io *io)
+{
+    const struct timespec ms = {0, 1000000};
+
+    (void)io;
+    __atomic_add_fetch(test_marks, 1, __ATOMIC_SEQ_CST);
+    while (__atomic_load_n(&test_marks[1], __ATOMIC_SEQ_CST) == 0)
+        nanosleep(&ms, NULL);
+    return 0;
+}
+
+static void
+test_gate_set(int open)
+{
+    __atomic_store_n(&test_marks[1], open ? 1U : 0U, __ATOMIC_SEQ_CST);
+}
+
 static void
 test_done_cb(void *arg, void *cookie, int status, const uint8_t *result, size_t len,
-             const char *errmsg)
+             const char *errmsg, uint64_t started_us)
 {
     struct test_fx *fx = arg;
     struct test_job *job = cookie;
 
     job->done++;
     job->status = status;
+    job->started_us = started_us;
     job->result_len = len;
     if (len <= sizeof(job->result))
         memcpy(job->result, result, len);
@@ -122,10 +148,15 @@ test_idle_cb(void *arg)
 
 static const struct pool_ops test_ops = {test_done_cb, test_lost_cb, test_idle_cb};
 
-static const struct pool_config test_cfg = {TEST_WORKERS, TEST_PAYLOAD_CAP, TEST_RESULT_CAP, 0, 0};
+static const struct pool_config test_cfg = {
+    TEST_WORKERS, TEST_PAYLOAD_CAP, TEST_RESULT_CAP, 0, 0, 1, 0};
+/* Batches of up to 4 jobs, of any task seen once (no clock decides what is quick). */
+#define TEST_BATCH 4
+static const struct pool_config test_batch_cfg = {
+    TEST_WORKERS, TEST_PAYLOAD_CAP, TEST_RESULT_CAP, 0, 0, TEST_BATCH, UINT32_MAX};
 
 static int
-test_setup(void **state)
+test_setup_with(void **state, const struct pool_config *cfg)
 {
     struct test_fx *fx = calloc(1, sizeof(*fx));
     void *page;
@@ -137,10 +168,11 @@ test_setup(void **state)
         return -1;
     test_marks = page;
     task_table_init(&fx->tasks);
-    if (task_table_add(&fx->tasks, TEST_MARK_TASK, test_mark_then_sleep) != 0)
+    if (task_table_add(&fx->tasks, TEST_MARK_TASK, test_mark_then_sleep) != 0 ||
+        task_table_add(&fx->tasks, TEST_GATE_TASK, test_gate) != 0)
         return -1;
     test_task_table = &fx->tasks;
-    if (pool_new(fx->base, &test_cfg, &fx->tasks, &test_ops, fx, &fx->pool) != 0)
+    if (pool_new(fx->base, cfg, &fx->tasks, &test_ops, fx, &fx->pool) != 0)
         return -1;
     /*
      * A broken slot can block the loop thread itself (pthread_cond_signal on
@@ -150,6 +182,18 @@ test_setup(void **state)
     alarm(TEST_WATCHDOG_S);
     *state = fx;
     return 0;
+}
+
+static int
+test_setup(void **state)
+{
+    return test_setup_with(state, &test_cfg);
+}
+
+static int
+test_setup_batch(void **state)
+{
+    return test_setup_with(state, &test_batch_cfg);
 }
 
 static int
@@ -368,7 +412,7 @@ static void
 test_pool_new_rejects_zero_workers(void **state)
 {
     struct test_fx *fx = *state;
-    struct pool_config cfg = {0, 16, 16, 0, 0};
+    struct pool_config cfg = {0, 16, 16, 0, 0, 1, 0};
     struct pool *p = (struct pool *)fx; /* must be cleared */
 
     assert_int_equal(pool_new(fx->base, &cfg, &fx->tasks, &test_ops, fx, &p), FORQ_ERR_INVALID);
@@ -704,7 +748,260 @@ test_pool_free_idle(void **state)
     pool_free(NULL);
 }
 
-#define TEST(fn) cmocka_unit_test_setup_teardown(fn, test_setup, test_teardown)
+
+/* ------------------------------------------------------------------ batches */
+
+/* Append a job; returns its worker's pid, or 0 when the pool refused it. */
+static pid_t
+test_append(struct test_fx *fx, uint64_t id, const char *task, const char *payload,
+            uint64_t timeout_ms, struct test_job *job)
+{
+    pid_t pid = -1;
+    int e;
+
+    memset(job, 0, sizeof(*job));
+    e = pool_append(fx->pool, id, test_task(fx, task), payload, strlen(payload), timeout_ms, job,
+                    &pid);
+    assert_true(e == 0 || e == FORQ_ERR_LIMIT);
+    assert_true(e == 0 ? pid > 0 : pid == 0);
+    return e == 0 ? pid : 0;
+}
+
+/*
+ * Run the gate and upper tasks once each, so that the pool has seen them:
+ * with batch_quick_us at its largest, that makes them quick. Leaves every
+ * worker idle and the gate closed.
+ */
+static void
+test_warm_up(struct test_fx *fx)
+{
+    struct test_job warm[2];
+    int before = fx->ndone;
+
+    test_gate_set(1);
+    (void)test_run(fx, TEST_GATE_TASK, "", &warm[0]);
+    (void)test_run(fx, "upper", "warm", &warm[1]);
+    assert_true(test_wait(fx, UNTIL_DONE, before + 2));
+    assert_true(test_wait(fx, UNTIL_ALL_IDLE, 0));
+    test_gate_set(0);
+}
+
+/*
+ * Start a gate job, id 1000 + i, on n workers and wait until all n run;
+ * pids gets their workers. The gate stays closed.
+ */
+static void
+test_hold(struct test_fx *fx, size_t n, struct test_job *held, pid_t *pids)
+{
+    __atomic_store_n(test_marks, 0U, __ATOMIC_SEQ_CST);
+    for (size_t i = 0; i < n; i++) {
+        memset(&held[i], 0, sizeof(held[i]));
+        assert_int_equal(pool_run(fx->pool, 1000 + i, test_task(fx, TEST_GATE_TASK), "", 0, 0,
+                                  &held[i], &pids[i]),
+                         0);
+    }
+    assert_true(test_wait_marks((uint32_t)n));
+}
+
+/*
+ * Jobs appended to busy workers run in order after the job ahead of them,
+ * each outcome to its own cookie, with start times that keep that order; the
+ * batches stay even, and stop at batch_max.
+ */
+static void
+test_batch_appended_jobs_run_in_order(void **state)
+{
+    enum { N = TEST_WORKERS * (TEST_BATCH - 1) };
+    struct test_fx *fx = *state;
+    struct test_job held[TEST_WORKERS], jobs[N], extra;
+    static const char *in[N] = {"a", "bb", "ccc", "dddd", "eeeee", "ffffff"};
+    static const char *out[N] = {"A", "BB", "CCC", "DDDD", "EEEEE", "FFFFFF"};
+    pid_t pids[TEST_WORKERS], on[N];
+    struct pool_worker_info info;
+    uint64_t done = 0;
+    int before;
+
+    test_warm_up(fx);
+    test_hold(fx, TEST_WORKERS, held, pids);
+    before = fx->ndone;
+    for (size_t i = 0; i < N; i++) {
+        on[i] = test_append(fx, 100 + i, "upper", in[i], 0, &jobs[i]);
+        assert_true(on[i] == pids[0] || on[i] == pids[1]);
+    }
+    /* Shortest batch first: the workers took turns. */
+    for (size_t i = 1; i < N; i++)
+        assert_int_not_equal(on[i], on[i - 1]);
+    for (size_t i = 0; i < TEST_WORKERS; i++) {
+        pool_info(fx->pool, i, &info);
+        assert_int_equal(info.batched, TEST_BATCH);
+        assert_string_equal(info.state, "busy");
+        assert_true(info.job == 1000 || info.job == 1001); /* the gate job it runs */
+    }
+    /* Every batch is full. */
+    assert_int_equal(test_append(fx, 999, "upper", "x", 0, &extra), 0);
+
+    test_gate_set(1);
+    assert_true(test_wait(fx, UNTIL_DONE, before + TEST_WORKERS + N));
+    for (size_t i = 0; i < N; i++) {
+        assert_int_equal(jobs[i].done, 1);
+        assert_int_equal(jobs[i].status, 0);
+        assert_int_equal(jobs[i].result_len, strlen(out[i]));
+        assert_memory_equal(jobs[i].result, out[i], strlen(out[i]));
+        /* After the gate job of its worker, and after the job appended there before it. */
+        for (size_t k = 0; k < TEST_WORKERS; k++)
+            if (on[i] == pids[k])
+                assert_true(jobs[i].started_us > held[k].started_us);
+        if (i >= TEST_WORKERS)
+            assert_true(jobs[i].started_us > jobs[i - TEST_WORKERS].started_us);
+    }
+    assert_int_equal(extra.done + extra.lost, 0);
+    assert_true(test_wait(fx, UNTIL_ALL_IDLE, 0));
+    for (size_t i = 0; i < TEST_WORKERS; i++) {
+        pool_info(fx->pool, i, &info);
+        done += info.jobs_done;
+        assert_int_equal(info.batched, 0);
+    }
+    assert_int_equal(done, 2 + TEST_WORKERS + N); /* with the two warm-up jobs */
+    assert_int_equal(fx->nlost, 0);
+}
+
+/*
+ * What is never appended: a task not seen run yet, a job with a timeout,
+ * anything when no worker is busy, a payload past the batch's room, anything
+ * behind a job with a timeout.
+ */
+static void
+test_batch_refuses_what_may_not_wait(void **state)
+{
+    struct test_fx *fx = *state;
+    struct test_job held[TEST_WORKERS], job, big_job;
+    pid_t pids[TEST_WORKERS];
+    char big[TEST_PAYLOAD_CAP + 1];
+    int before;
+
+    assert_int_equal(test_append(fx, 1, "upper", "x", 0, &job), 0); /* never seen run */
+    test_warm_up(fx);
+    assert_int_equal(test_append(fx, 2, "upper", "x", 0, &job), 0); /* no worker busy */
+
+    test_hold(fx, 1, held, pids);
+    before = fx->ndone;
+    assert_int_equal(test_append(fx, 3, "upper", "x", 5000, &job), 0); /* a timeout */
+    assert_int_equal(test_append(fx, 4, "echo", "x", 0, &job), 0);     /* never seen run */
+    /* A payload that fills the payload area fits; after it, not a byte does. */
+    memset(big, 'b', TEST_PAYLOAD_CAP);
+    big[TEST_PAYLOAD_CAP] = '\0';
+    assert_int_equal(test_append(fx, 5, "upper", big, 0, &big_job), pids[0]);
+    assert_int_equal(test_append(fx, 6, "upper", "x", 0, &job), 0);
+    test_gate_set(1);
+    assert_true(test_wait(fx, UNTIL_DONE, before + 2));
+    assert_true(test_wait(fx, UNTIL_ALL_IDLE, 0));
+    assert_int_equal(held[0].done, 1);
+    assert_int_equal(big_job.done, 1);
+    assert_int_equal(big_job.status, FORQ_ERR_TOO_BIG); /* its result is over result_cap */
+    assert_int_equal(job.done + job.lost, 0);
+
+    /* A batch whose first job has a timeout takes nothing more. */
+    test_gate_set(0);
+    __atomic_store_n(test_marks, 0U, __ATOMIC_SEQ_CST);
+    memset(&held[0], 0, sizeof(held[0]));
+    assert_int_equal(pool_run(fx->pool, 10, test_task(fx, TEST_GATE_TASK), "", 0, 60000, &held[0],
+                              &pids[0]),
+                     0);
+    assert_true(test_wait_marks(1));
+    assert_int_equal(test_append(fx, 11, "upper", "x", 0, &job), 0);
+    test_gate_set(1);
+    assert_true(test_wait(fx, UNTIL_DONE, before + 3));
+    assert_int_equal(held[0].done, 1);
+    assert_int_equal(fx->nlost, 0);
+}
+
+/*
+ * pool_kill on a job waiting in a batch: the worker passes it over (it comes
+ * back lost, not started) and runs the rest; no worker is killed. pool_kill
+ * on the job a worker runs kills that worker: the job comes back started, the
+ * jobs behind it not started, to run elsewhere.
+ */
+static void
+test_batch_kill_waiting_and_running(void **state)
+{
+    struct test_fx *fx = *state;
+    struct test_job held[TEST_WORKERS], a, b, c;
+    pid_t pids[TEST_WORKERS], pa, pb, pc;
+    struct pool_worker_info info;
+    size_t kb;
+
+    test_warm_up(fx);
+    test_hold(fx, TEST_WORKERS, held, pids);
+    pa = test_append(fx, 201, "upper", "a", 0, &a);
+    pb = test_append(fx, 202, "upper", "b", 0, &b);
+    pc = test_append(fx, 203, "upper", "c", 0, &c);
+    assert_true(pa > 0 && pb > 0);
+    assert_int_equal(pa, pc); /* a and c wait on one worker, b on the other */
+    assert_int_not_equal(pa, pb);
+    kb = pb == pids[0] ? 0 : 1;
+
+    assert_int_equal(pool_kill(fx->pool, 201), 0);
+    assert_int_equal(pool_kill(fx->pool, 201), 0); /* asked already */
+    assert_int_equal(pool_kill(fx->pool, 1000 + kb), 0); /* b's worker runs it */
+    assert_true(test_wait(fx, UNTIL_LOST, 2));
+    assert_int_equal(held[kb].lost, 1);
+    assert_int_equal(held[kb].started, 1);
+    assert_int_equal(b.lost, 1);
+    assert_int_equal(b.started, 0);
+    assert_non_null(strstr(b.why, "killed by signal 9"));
+
+    test_gate_set(1);
+    assert_true(test_wait(fx, UNTIL_LOST, 3));
+    assert_true(test_wait(fx, UNTIL_ALL_IDLE, 0));
+    assert_int_equal(a.lost, 1);
+    assert_int_equal(a.started, 0);
+    assert_int_equal(a.done, 0);
+    assert_string_equal(a.why, "cancelled before it started");
+    assert_int_equal(held[1 - kb].done, 1);
+    assert_int_equal(c.done, 1);
+    assert_memory_equal(c.result, "C", 1);
+    assert_int_equal(pool_kill(fx->pool, 203), FORQ_ERR_NOT_FOUND);
+    pool_info(fx->pool, test_slot_of(fx, pa), &info);
+    assert_int_equal(info.restarts, 0); /* the passed-over job killed nobody */
+}
+
+/*
+ * A worker starts a job only while a whole result_cap of result room is
+ * left: behind 80 + 80 bytes of results, the third job comes back lost, not
+ * started, and the two results are whole.
+ */
+static void
+test_batch_result_room(void **state)
+{
+    struct test_fx *fx = *state;
+    struct test_job held[1], j[3];
+    pid_t pids[1];
+    char in[81];
+
+    test_warm_up(fx);
+    test_hold(fx, 1, held, pids);
+    memset(in, 'r', 80);
+    in[80] = '\0';
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(test_append(fx, 300 + i, "upper", in, 0, &j[i]), pids[0]);
+    test_gate_set(1);
+    assert_true(test_wait(fx, UNTIL_LOST, 1));
+    assert_true(test_wait(fx, UNTIL_ALL_IDLE, 0));
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(j[i].done, 1);
+        assert_int_equal(j[i].status, 0);
+        assert_int_equal(j[i].result_len, 80);
+        for (size_t k = 0; k < 80; k++)
+            assert_int_equal(j[i].result[k], 'R');
+    }
+    assert_int_equal(j[2].done, 0);
+    assert_int_equal(j[2].lost, 1);
+    assert_int_equal(j[2].started, 0);
+    assert_string_equal(j[2].why, "handed back before it started");
+}
+
+#define TEST(fn)       cmocka_unit_test_setup_teardown(fn, test_setup, test_teardown)
+#define TESTB(fn)      cmocka_unit_test_setup_teardown(fn, test_setup_batch, test_teardown)
 
 int
 main(void)
@@ -722,6 +1019,10 @@ main(void)
         TEST(test_pool_job_for_dead_worker_is_lost_unstarted),
         TEST(test_pool_free_stops_busy_workers),
         TEST(test_pool_free_idle),
+        TESTB(test_batch_appended_jobs_run_in_order),
+        TESTB(test_batch_refuses_what_may_not_wait),
+        TESTB(test_batch_kill_waiting_and_running),
+        TESTB(test_batch_result_room),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
