@@ -31,6 +31,7 @@
 #include "forq.h"
 #include "log.h"
 #include "msg.h"
+#include "slot.h"
 #include "store.h"
 
 #define KIB ((uint64_t)1024)
@@ -39,6 +40,7 @@
 
 #define CONFIG_LINE_MAX    4096       /* longest line of a config file, newline included */
 #define CONFIG_MEMORY_MIN  (16 * MIB) /* smallest memory_limit but 0 */
+#define CONFIG_WORKER_BATCH 8         /* default worker_batch */
 #define CONFIG_QUEUE_LIMIT 1000000
 #define CONFIG_FLAG_MAX    32 /* longest "--flag-name" plus NUL */
 
@@ -81,6 +83,7 @@ enum config_key_id {
     KEY_RETRY_BACKOFF_MAX_MS,
     KEY_MAX_JOBS_PER_WORKER,
     KEY_MEMORY_LIMIT,
+    KEY_WORKER_BATCH,
     KEY_PLUGIN,
     KEY_DRAIN_TIMEOUT_MS,
     KEY_METRICS_LISTEN,
@@ -160,6 +163,8 @@ static const struct config_key config_keys[KEY__COUNT] = {
     /* 0, or at least CONFIG_MEMORY_MIN: below that a worker cannot even start. */
     [KEY_MEMORY_LIMIT] = {.key = "memory_limit",
                           CONFIG_NUMBER(CONFIG_SIZE, 0, 1024 * GIB, memory_limit)},
+    [KEY_WORKER_BATCH] = {.key = "worker_batch",
+                          CONFIG_NUMBER(CONFIG_COUNT, 1, SLOT_BATCH_MAX, worker_batch)},
     [KEY_PLUGIN] = {.key = "plugin", .kind = CONFIG_PLUGIN},
     [KEY_DRAIN_TIMEOUT_MS] = {.key = "drain_timeout_ms",
                               CONFIG_NUMBER(CONFIG_COUNT, 0, 86400000, drain_timeout_ms)},
@@ -235,6 +240,7 @@ config_init(struct config *cfg)
     cfg->result_cache = 100000;
     cfg->retry_backoff_ms = 1000;
     cfg->retry_backoff_max_ms = 300000;
+    cfg->worker_batch = CONFIG_WORKER_BATCH;
     cfg->drain_timeout_ms = 30000;
     cfg->handshake_timeout_ms = 10000;
     cfg->frame_timeout_ms = 30000;
@@ -1798,6 +1804,8 @@ config_usage(FILE *out)
             "                         replace a worker after N jobs (default 0: never)\n"
             "  --memory-limit SIZE    address-space limit of each worker, 0 or at least 16M\n"
             "                         (default 0: none)\n"
+            "  --worker-batch N       quick jobs one worker wake-up may carry while every\n"
+            "                         worker is busy (1..16, default 8; 1: one job each)\n"
             "  --plugin PATH          load the task plugin at absolute PATH; repeatable, at\n"
             "                         most %d; replaces the file's list\n"
             "  --drain-timeout-ms MS  on SIGTERM, how long running jobs may take to finish\n"

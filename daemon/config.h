@@ -63,6 +63,7 @@ struct config {
     uint64_t retry_backoff_max_ms; /* cap on a retry delay (default 300000) */
     uint64_t max_jobs_per_worker;  /* recycle a worker after N jobs; 0: never */
     uint64_t memory_limit;         /* RLIMIT_AS of each worker, bytes; 0: none */
+    unsigned worker_batch;         /* jobs one worker wake-up may carry, 1..16 (default 8) */
 
     /* Running as a service (issue 6). */
     uint64_t drain_timeout_ms; /* SIGTERM: how long running jobs may finish (30000) */

@@ -24,12 +24,12 @@ struct job {
     uint8_t storing;     /* its INSERT is not committed yet: invisible, not queued */
     uint8_t unsynced;    /* final, but its FINISH is not committed yet: waits go on */
     uint8_t finish_failed; /* the store refused its FINISH; the purge timer retries */
+    uint8_t kill_cancel; /* a CANCEL killed its worker: it ends cancelled */
     uint16_t task;       /* index in the task table */
     int32_t priority;    /* lower runs first */
     struct queue *queue; /* the queue it was submitted to; outlives the job */
     size_t heap_pos;     /* position in queue->jobs, HEAP_NONE when not queued */
     size_t delay_pos;    /* position in the schedule (delay.h), HEAP_NONE when not scheduled */
-    uint8_t kill_cancel; /* a CANCEL killed its worker: it ends cancelled */
 
     uint64_t delay_ms, timeout_ms; /* timeout_ms: its worker is killed past it; 0 = none */
     uint64_t run_at_us;            /* scheduled: when it becomes runnable (unix µs) */
@@ -39,10 +39,10 @@ struct job {
     struct job *unique_next;       /* next unfinished job whose key has the same hash */
 
     uint64_t created_us, started_us, finished_us; /* unix time, µs; 0 = not yet */
-    pid_t worker_pid;                             /* last worker that ran it */
 
     uint8_t *result;   /* owned; set when succeeded */
     size_t result_len;
+    pid_t worker_pid;  /* last worker that ran it (here: it fills err_code's padding) */
     int err_code;      /* FORQ_ERR_* when failed or cancelled, or of the last failed
                           attempt while it waits for a retry; else 0 */
     char *err_msg;     /* owned; NULL when err_code == 0 */

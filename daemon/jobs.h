@@ -82,6 +82,7 @@ struct jobs_config {
     uint64_t retry_backoff_max_ms; /* cap on a retry's delay; 0: 300000 */
     uint64_t max_jobs_per_worker;  /* see pool.h */
     uint64_t memory_limit;         /* see pool.h */
+    unsigned worker_batch;         /* pool.h's batch_max; 0 or 1: one job per wake-up */
     /*
      * Plugins, exec tasks and queue settings; NULL: built-in tasks only. Must
      * outlive the jobs (task names and argv are borrowed).
@@ -261,7 +262,7 @@ void jobs_counts(const struct jobs *s, uint64_t *queued, uint64_t *running, uint
 /*
  * SIGHUP: apply the settings of cfg that can change while forqd runs:
  * max_queued, max_queues, result_ttl_ms, result_cache, the retry backoff,
- * max_jobs_per_worker and memory_limit (for workers started from now on),
+ * worker_batch, max_jobs_per_worker and memory_limit (for workers started from now on),
  * the queue sections of cfg->conf, and its tasks: the table is rebuilt from
  * cfg->conf (task_table_rebuild), and when the tasks differ from the running
  * ones every worker is replaced between jobs. The rest of cfg is ignored (it needs a restart).

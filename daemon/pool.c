@@ -791,10 +791,13 @@ pool_wait_exits(struct pool *p, int ms)
 }
 
 void
-pool_set_limits(struct pool *p, uint64_t max_jobs_per_worker, uint64_t memory_limit)
+pool_set_limits(struct pool *p, uint64_t max_jobs_per_worker, uint64_t memory_limit,
+                unsigned batch_max)
 {
     p->cfg.max_jobs_per_worker = max_jobs_per_worker;
     p->cfg.memory_limit = memory_limit;
+    /* Batches running now keep what they hold; the next appends see the new bound. */
+    p->cfg.batch_max = batch_max <= SLOT_BATCH_MAX ? batch_max : SLOT_BATCH_MAX;
 }
 
 void

@@ -96,9 +96,11 @@ void pool_free(struct pool *p);
 
 /*
  * A reload: new limits for the workers forked from now on (a worker's
- * memory limit is set when it starts; the jobs limit counts from then too).
+ * memory limit is set when it starts; the jobs limit counts from then too),
+ * and a new batch_max for the jobs appended from now on.
  */
-void pool_set_limits(struct pool *p, uint64_t max_jobs_per_worker, uint64_t memory_limit);
+void pool_set_limits(struct pool *p, uint64_t max_jobs_per_worker, uint64_t memory_limit,
+                     unsigned batch_max);
 
 /*
  * Replace every worker with one forked now, from the task table as it is

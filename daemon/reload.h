@@ -7,6 +7,7 @@
  * kept, even past a lowered limit), max_name, result_ttl, result_cache,
  * retry_backoff_ms, retry_backoff_max_ms, drain_timeout_ms, and the
  * [queue.NAME] sections.
+ * Applied to the jobs handed out from now on: worker_batch.
  * Applied to workers started from now on: max_jobs_per_worker, memory_limit.
  * Tasks (plugins and [task.NAME]): when they changed, the table is rebuilt
  * and every worker is replaced between jobs (jobs_reconfigure); connections

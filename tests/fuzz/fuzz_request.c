@@ -118,6 +118,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define FZ_PROBE_MS   2000  /* longest wait for the PING of the fresh connection */
 #define FZ_DEAF_MS    20    /* unless strict, close a deaf connection (fz_deaf_conn) after this */
 #define FZ_RUN_MAX_MS 200   /* jobs running longer are cancelled between inputs */
+#define FZ_BATCH      "4"   /* --worker-batch: with 1 worker, at most 4 jobs are running */
+#define FZ_RUNNING    4
 #define FZ_REPLY_MAX  (1u << 24)
 #define FZ_PROBE_RID  0x70726f6265ull /* "probe" */
 
@@ -256,6 +258,7 @@ fz_server_start(void)
     fz_arg("--retry-backoff-ms=", "1");
     fz_arg("--retry-backoff-max-ms=", "8");
     fz_arg("--max-jobs-per-worker=", "200");
+    fz_arg("--worker-batch=", FZ_BATCH);
     fz_arg("--handshake-timeout-ms=", "10"); /* all three below FZ_IDLE_MS */
     fz_arg("--frame-timeout-ms=", "10");
     fz_arg("--idle-timeout-ms=", "25");
@@ -816,14 +819,15 @@ fz_check_success(const struct msg_response *resp, int op, const struct fz_rid *r
             fz_check_job(&resp->job, op);
         break;
     case MSG_OP_STATS:
-        if (resp->stats.nworkers != 1 || resp->stats.running > 1 || resp->stats.connections < 1 ||
+        if (resp->stats.nworkers != 1 || resp->stats.running > FZ_RUNNING ||
+            resp->stats.connections < 1 ||
             resp->stats.nqueues > 8 + 3)
             FUZZ_FAIL("stats: %zu workers, %llu running, %llu connections, %zu queues",
                       resp->stats.nworkers, (unsigned long long)resp->stats.running,
                       (unsigned long long)resp->stats.connections, resp->stats.nqueues);
         break;
     case MSG_OP_QUEUE:
-        if (resp->queue.name.len == 0 || resp->queue.running > 1)
+        if (resp->queue.name.len == 0 || resp->queue.running > FZ_RUNNING)
             FUZZ_FAIL("queue: '%.*s' with %llu running", (int)resp->queue.name.len,
                       resp->queue.name.ptr, (unsigned long long)resp->queue.running);
         break;

@@ -579,6 +579,7 @@ static const char test_full_file[] = "# every key, with values that differ from 
                                      "retry_backoff_max_ms = 5000\n"
                                      "max_jobs_per_worker = 100\n"
                                      "memory_limit = 64M\n"
+                                     "worker_batch = 3\n"
                                      "plugin = /usr/lib/forq/a.so\n"
                                      "plugin = /usr/lib/forq/b.so\n"
                                      "\n"
@@ -628,6 +629,7 @@ test_config_file_every_key(void **state)
     assert_int_equal(cfg.retry_backoff_max_ms, 5000);
     assert_int_equal(cfg.max_jobs_per_worker, 100);
     assert_int_equal(cfg.memory_limit, 64 * MIB);
+    assert_int_equal(cfg.worker_batch, 3);
     assert_int_equal(cfg.nplugins, 2);
     assert_string_equal(cfg.plugins[0], "/usr/lib/forq/a.so");
     assert_string_equal(cfg.plugins[1], "/usr/lib/forq/b.so");
@@ -747,6 +749,8 @@ test_config_file_errors_name_file_and_line(void **state)
          "retry_backoff_ms: expected a number in 1..86400000"},
         {"[forqd]\nretry_backoff_max_ms = 86400001\n", 2, "retry_backoff_max_ms"},
         {"[forqd]\nmax_jobs_per_worker = 4294967297\n", 2, "max_jobs_per_worker"},
+        {"[forqd]\nworker_batch = 0\n", 2, "worker_batch: expected a number in 1..16, got '0'"},
+        {"[forqd]\nworker_batch = 17\n", 2, "worker_batch: expected a number in 1..16"},
         {"[forqd]\nmemory_limit = 1M\n", 2, "memory_limit: expected 0 (no limit) or a size"},
         {"[forqd]\nmemory_limit = 1X\n", 2, "memory_limit"},
         {"[forqd]\ndurability = always\n", 2, "durability: expected full, normal or off"},
@@ -936,18 +940,21 @@ test_config_new_flags(void **state)
     assert_int_equal(cfg.retry_backoff_max_ms, 300000);
     assert_int_equal(cfg.max_jobs_per_worker, 0);
     assert_int_equal(cfg.memory_limit, 0);
+    assert_int_equal(cfg.worker_batch, 8);
     assert_int_equal(cfg.check_config, 0);
     config_fini(&cfg);
 
     assert_int_equal(test_parse(&cfg, err, sizeof(err), "--retry-backoff-ms", "10",
                                 "--retry-backoff-max-ms=10", "--max-jobs-per-worker", "4294967296",
-                                "--memory-limit", "16M", "--check-config", "--plugin", "/x.so",
+                                "--memory-limit", "16M", "--worker-batch=1", "--check-config",
+                                "--plugin", "/x.so",
                                 "--plugin", "/y.so", NULL),
                      0);
     assert_int_equal(cfg.retry_backoff_ms, 10);
     assert_int_equal(cfg.retry_backoff_max_ms, 10);
     assert_int_equal(cfg.max_jobs_per_worker, (uint64_t)1 << 32);
     assert_int_equal(cfg.memory_limit, 16 * MIB);
+    assert_int_equal(cfg.worker_batch, 1);
     assert_int_equal(cfg.check_config, 1);
     assert_int_equal(cfg.nplugins, 2);
     assert_string_equal(cfg.plugins[1], "/y.so");
@@ -1318,6 +1325,7 @@ test_config_example_file_loads(void **state)
                                  "retry_backoff_max_ms",
                                  "max_jobs_per_worker",
                                  "memory_limit",
+                                 "worker_batch",
                                  "drain_timeout_ms",
                                  "metrics_listen",
                                  "auth_token_file",
