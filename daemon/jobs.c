@@ -35,6 +35,13 @@
  * beside the job itself.
  */
 #define JOBS_QUICK_US 500
+/*
+ * What waking a sleeping worker costs until it runs a job: about a quarter of
+ * a sequential round trip (client, loop, worker, loop, client: 0.19 ms in
+ * BENCHMARKS.md's B). A busy worker with less quick work than this ahead of a
+ * job starts it sooner, and the loop saves the wake-up (pool_give).
+ */
+#define JOBS_WAKE_US 50
 
 struct jobs {
     struct event_base *base;
@@ -634,10 +641,10 @@ jobs_observe_wait(const struct jobs *s, const struct job *job)
 }
 
 /*
- * Hand queued jobs to workers, in (priority, arrival) order: to idle workers
- * first, then, while every worker is busy, to the batches of busy ones (quick
- * jobs only, see pool_append). Stops at the first job no worker can take, so
- * the order holds.
+ * Hand queued jobs to workers, in (priority, arrival) order: each to the
+ * worker that starts it soonest (pool_give: an idle one, or the batch of a
+ * busy one for quick jobs). Stops at the first job no worker can take, so the
+ * order holds.
  */
 static void
 jobs_pump(struct jobs *s)
@@ -658,12 +665,8 @@ jobs_pump(struct jobs *s)
             jobs_fail(s, job, FORQ_ERR_UNKNOWN_TASK, msg);
             continue;
         }
-        if (pool_idle(s->pool) > 0)
-            e = pool_run(s->pool, job->id, job->task, job->payload, job->payload_len,
-                         job->timeout_ms, job, &pid);
-        else
-            e = pool_append(s->pool, job->id, job->task, job->payload, job->payload_len,
-                            job->timeout_ms, job, &pid);
+        e = pool_give(s->pool, job->id, job->task, job->payload, job->payload_len,
+                      job->timeout_ms, job, &pid);
         if (e == FORQ_ERR_LIMIT)
             break; /* it waits for a worker to be free */
         (void)queue_pop(&s->queues); /* job */
@@ -1021,7 +1024,8 @@ jobs_new(struct event_base *base, const struct jobs_config *cfg, struct jobs **o
                              cfg->max_jobs_per_worker,
                              cfg->memory_limit,
                              cfg->worker_batch,
-                             JOBS_QUICK_US};
+                             JOBS_QUICK_US,
+                             JOBS_WAKE_US};
     uint64_t every_ms = cfg->result_ttl_ms;
     struct timeval every;
     struct jobs *s;

@@ -692,6 +692,43 @@ pool_append(struct pool *p, uint64_t job_id, int task, const void *payload, size
     return 0;
 }
 
+/* Expected µs of work in w's batch: the average run of each job's task. */
+static uint64_t
+pool_batch_us(const struct pool *p, const struct pool_worker *w)
+{
+    uint64_t us = 0;
+
+    for (unsigned i = 0; i < w->nent; i++) {
+        int t = w->ents[i].task;
+
+        us += t >= 0 && (size_t)t < p->nstats ? p->stats[t].avg_us : p->cfg.batch_quick_us;
+    }
+    return us;
+}
+
+int
+pool_give(struct pool *p, uint64_t job_id, int task, const void *payload, size_t len,
+          uint64_t timeout_ms, void *cookie, pid_t *pid)
+{
+    if (p->nidle > 0) {
+        uint64_t shortest = UINT64_MAX;
+        uint32_t off;
+
+        for (unsigned i = 0; i < p->cfg.workers; i++) {
+            const struct pool_worker *w = &p->workers[i];
+            uint64_t us;
+
+            if (pool_may_append(p, w, len, &off) && (us = pool_batch_us(p, w)) < shortest)
+                shortest = us;
+        }
+        if (shortest >= p->cfg.batch_wake_us ||
+            pool_append(p, job_id, task, payload, len, timeout_ms, cookie, pid) != 0)
+            return pool_run(p, job_id, task, payload, len, timeout_ms, cookie, pid);
+        return 0;
+    }
+    return pool_append(p, job_id, task, payload, len, timeout_ms, cookie, pid);
+}
+
 int
 pool_kill(struct pool *p, uint64_t job_id)
 {

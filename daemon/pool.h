@@ -45,6 +45,7 @@ struct pool_config {
     uint64_t memory_limit;        /* RLIMIT_AS of each worker in bytes; 0: none */
     unsigned batch_max;           /* most jobs in a worker's batch (<= SLOT_BATCH_MAX); 0, 1: one */
     uint32_t batch_quick_us;      /* a task whose runs average more is never appended */
+    uint32_t batch_wake_us;       /* pool_give: what waking an idle worker costs, in µs */
 };
 
 /* Why a job came back through ops->lost. */
@@ -133,6 +134,17 @@ int pool_run(struct pool *p, uint64_t job_id, int task, const void *payload, siz
  */
 int pool_append(struct pool *p, uint64_t job_id, int task, const void *payload, size_t len,
                 uint64_t timeout_ms, void *cookie, pid_t *pid);
+
+/*
+ * Hand a job to whichever worker will start it soonest: a busy worker's
+ * batch (as pool_append) when the jobs ahead of it there are expected (by
+ * their tasks' average runs) to take less than batch_wake_us, what waking an
+ * idle worker costs; else an idle worker (pool_run), else a busy
+ * worker's batch. For tiny jobs this keeps one worker busy rather than paying
+ * a wake-up per job. Returns as pool_run (FORQ_ERR_LIMIT: nobody can take it).
+ */
+int pool_give(struct pool *p, uint64_t job_id, int task, const void *payload, size_t len,
+              uint64_t timeout_ms, void *cookie, pid_t *pid);
 
 /*
  * Stop job_id: kill the worker running it (and its process group), or, when

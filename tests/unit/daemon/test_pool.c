@@ -149,11 +149,14 @@ test_idle_cb(void *arg)
 static const struct pool_ops test_ops = {test_done_cb, test_lost_cb, test_idle_cb};
 
 static const struct pool_config test_cfg = {
-    TEST_WORKERS, TEST_PAYLOAD_CAP, TEST_RESULT_CAP, 0, 0, 1, 0};
-/* Batches of up to 4 jobs, of any task seen once (no clock decides what is quick). */
+    TEST_WORKERS, TEST_PAYLOAD_CAP, TEST_RESULT_CAP, 0, 0, 1, 0, 0};
+/*
+ * Batches of up to 4 jobs, of any task seen once, and pool_give prefers a
+ * batch with room to an idle worker: no clock decides what is quick.
+ */
 #define TEST_BATCH 4
 static const struct pool_config test_batch_cfg = {
-    TEST_WORKERS, TEST_PAYLOAD_CAP, TEST_RESULT_CAP, 0, 0, TEST_BATCH, UINT32_MAX};
+    TEST_WORKERS, TEST_PAYLOAD_CAP, TEST_RESULT_CAP, 0, 0, TEST_BATCH, UINT32_MAX, UINT32_MAX};
 
 static int
 test_setup_with(void **state, const struct pool_config *cfg)
@@ -412,7 +415,7 @@ static void
 test_pool_new_rejects_zero_workers(void **state)
 {
     struct test_fx *fx = *state;
-    struct pool_config cfg = {0, 16, 16, 0, 0, 1, 0};
+    struct pool_config cfg = {0, 16, 16, 0, 0, 1, 0, 0};
     struct pool *p = (struct pool *)fx; /* must be cleared */
 
     assert_int_equal(pool_new(fx->base, &cfg, &fx->tasks, &test_ops, fx, &p), FORQ_ERR_INVALID);
@@ -966,6 +969,50 @@ test_batch_kill_waiting_and_running(void **state)
 }
 
 /*
+ * pool_give: a job goes to a busy worker's batch while it has room and the
+ * work ahead is cheaper than a wake-up (with this fixture: always), and to
+ * the idle worker once that batch is full. A job with a timeout runs alone on
+ * the idle worker; after it, with no worker idle and no batch open, nobody
+ * takes a job.
+ */
+static void
+test_batch_give_prefers_a_running_batch(void **state)
+{
+    enum { N = TEST_BATCH + 1 };
+    struct test_fx *fx = *state;
+    struct test_job held[1], j[N];
+    pid_t pids[1], on[N];
+    int before;
+
+    test_warm_up(fx);
+    test_hold(fx, 1, held, pids);
+    before = fx->ndone;
+    for (size_t i = 0; i < N; i++) {
+        memset(&j[i], 0, sizeof(j[i]));
+        on[i] = 0;
+        assert_int_equal(pool_give(fx->pool, 400 + i, test_task(fx, "upper"), "g", 1,
+                                   i == TEST_BATCH - 1 ? 5000 : 0, &j[i], &on[i]),
+                         i < TEST_BATCH ? 0 : FORQ_ERR_LIMIT);
+    }
+    for (size_t i = 0; i < TEST_BATCH - 1; i++)
+        assert_int_equal(on[i], pids[0]); /* behind the gate job, filling its batch */
+    assert_true(on[TEST_BATCH - 1] > 0 && on[TEST_BATCH - 1] != pids[0]); /* the idle one */
+    assert_int_equal(on[TEST_BATCH], 0);
+    assert_int_equal(pool_idle(fx->pool), 0);
+
+    test_gate_set(1);
+    assert_true(test_wait(fx, UNTIL_DONE, before + 1 + TEST_BATCH));
+    assert_true(test_wait(fx, UNTIL_ALL_IDLE, 0));
+    for (size_t i = 0; i < TEST_BATCH; i++) {
+        assert_int_equal(j[i].done, 1);
+        assert_int_equal(j[i].status, 0);
+        assert_memory_equal(j[i].result, "G", 1);
+    }
+    assert_int_equal(j[TEST_BATCH].done + j[TEST_BATCH].lost, 0);
+    assert_int_equal(fx->nlost, 0);
+}
+
+/*
  * A worker starts a job only while a whole result_cap of result room is
  * left: behind 80 + 80 bytes of results, the third job comes back lost, not
  * started, and the two results are whole.
@@ -1023,6 +1070,7 @@ main(void)
         TESTB(test_batch_refuses_what_may_not_wait),
         TESTB(test_batch_kill_waiting_and_running),
         TESTB(test_batch_result_room),
+        TESTB(test_batch_give_prefers_a_running_batch),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
