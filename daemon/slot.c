@@ -94,18 +94,6 @@ slot_set_state(struct slot *s, enum slot_state state)
 }
 
 int
-slot_get_state(struct slot *s, enum slot_state *state)
-{
-    int died, e;
-
-    if ((e = slot_lock(s, &died)) != 0)
-        return e;
-    *state = (enum slot_state)s->state;
-    slot_unlock(s);
-    return died ? FORQ_ERR_WORKER_LOST : 0;
-}
-
-int
 slot_assign(struct slot *s)
 {
     int died, e;

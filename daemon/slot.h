@@ -116,8 +116,6 @@ void slot_unlock(struct slot *s);
 
 /* Set the state under the lock and wake the worker (loop side). */
 int slot_set_state(struct slot *s, enum slot_state state);
-/* Read the state under the lock (loop side). */
-int slot_get_state(struct slot *s, enum slot_state *state);
 
 /*
  * Loop side, on an IDLE slot whose jobs[0] and payload the loop has written:
