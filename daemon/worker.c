@@ -118,7 +118,8 @@ worker_run_job(struct slot *s, struct slot_job *j, const struct task_table *task
     j->status = status;
     j->result_off = *used;
     j->result_len = status == 0 && io.result_len <= s->result_cap ? (uint32_t)io.result_len : 0;
-    j->run_us = (uint32_t)(worker_now_us(CLOCK_MONOTONIC) - t0);
+    t0 = worker_now_us(CLOCK_MONOTONIC) - t0;
+    j->run_us = t0 < UINT32_MAX ? (uint32_t)t0 : UINT32_MAX; /* 71 minutes and more: long */
     /* (A clock set back by more than a moment is taken as it is.) */
     j->started_us = *last_start =
         wall > *last_start || *last_start - wall > 1000 ? wall : *last_start + 1;
