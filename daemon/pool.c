@@ -662,36 +662,6 @@ pool_may_append(const struct pool *p, const struct pool_worker *w, size_t len, u
     return *off <= cfg->payload_cap && len <= cfg->payload_cap - *off;
 }
 
-int
-pool_append(struct pool *p, uint64_t job_id, int task, const void *payload, size_t len,
-            uint64_t timeout_ms, void *cookie, pid_t *pid)
-{
-    struct pool_worker *w, *best = NULL;
-    uint32_t off = 0, best_off = 0;
-
-    *pid = 0;
-    if (timeout_ms > 0 || p->cfg.batch_max <= 1 || !pool_task_quick(p, task))
-        return FORQ_ERR_LIMIT;
-    /* The shortest batch: its jobs start soonest, and batches stay even. */
-    for (unsigned i = 0; i < p->cfg.workers; i++) {
-        w = &p->workers[i];
-        if (pool_may_append(p, w, len, &off) && (best == NULL || w->nent < best->nent)) {
-            best = w;
-            best_off = off;
-        }
-    }
-    if (best == NULL)
-        return FORQ_ERR_LIMIT;
-    w = best;
-    pool_put(w, w->nent, best_off, job_id, task, payload, len, cookie);
-    if (slot_append(w->slot) != 0)
-        return FORQ_ERR_LIMIT; /* through its batch already: its eventfd says so soon */
-    w->nent++;
-    w->payload_used = best_off + (uint32_t)len;
-    *pid = w->pid;
-    return 0;
-}
-
 /* Expected µs of work in w's batch: the average run of each job's task. */
 static uint64_t
 pool_batch_us(const struct pool *p, const struct pool_worker *w)
@@ -706,27 +676,85 @@ pool_batch_us(const struct pool *p, const struct pool_worker *w)
     return us;
 }
 
+/*
+ * The busy worker whose batch may take a job of len bytes (at *off) and has
+ * the least work ahead, with that work in *us; NULL when no batch can.
+ */
+static struct pool_worker *
+pool_shortest_batch(struct pool *p, size_t len, uint32_t *off, uint64_t *us)
+{
+    struct pool_worker *best = NULL;
+    uint32_t o;
+    uint64_t u;
+
+    for (unsigned i = 0; i < p->cfg.workers; i++) {
+        struct pool_worker *w = &p->workers[i];
+
+        if (!pool_may_append(p, w, len, &o))
+            continue;
+        u = pool_batch_us(p, w);
+        if (best == NULL || u < *us) {
+            best = w;
+            *off = o;
+            *us = u;
+        }
+    }
+    return best;
+}
+
+/* Append the job to w's batch at payload offset off. 0 or FORQ_ERR_LIMIT. */
+static int
+pool_append_to(struct pool_worker *w, uint32_t off, uint64_t job_id, int task,
+               const void *payload, size_t len, void *cookie, pid_t *pid)
+{
+    pool_put(w, w->nent, off, job_id, task, payload, len, cookie);
+    if (slot_append(w->slot) != 0)
+        return FORQ_ERR_LIMIT; /* through its batch already: its eventfd says so soon */
+    w->nent++;
+    w->payload_used = off + (uint32_t)len;
+    *pid = w->pid;
+    return 0;
+}
+
+/* 1 when the job may wait in a batch at all. */
+static int
+pool_may_wait(const struct pool *p, int task, uint64_t timeout_ms)
+{
+    return timeout_ms == 0 && p->cfg.batch_max > 1 && pool_task_quick(p, task);
+}
+
+int
+pool_append(struct pool *p, uint64_t job_id, int task, const void *payload, size_t len,
+            uint64_t timeout_ms, void *cookie, pid_t *pid)
+{
+    struct pool_worker *w;
+    uint32_t off = 0;
+    uint64_t us = 0;
+
+    *pid = 0;
+    if (!pool_may_wait(p, task, timeout_ms) ||
+        (w = pool_shortest_batch(p, len, &off, &us)) == NULL)
+        return FORQ_ERR_LIMIT;
+    return pool_append_to(w, off, job_id, task, payload, len, cookie, pid);
+}
+
 int
 pool_give(struct pool *p, uint64_t job_id, int task, const void *payload, size_t len,
           uint64_t timeout_ms, void *cookie, pid_t *pid)
 {
-    if (p->nidle > 0) {
-        uint64_t shortest = UINT64_MAX;
-        uint32_t off;
+    struct pool_worker *w;
+    uint32_t off = 0;
+    uint64_t us = 0;
 
-        for (unsigned i = 0; i < p->cfg.workers; i++) {
-            const struct pool_worker *w = &p->workers[i];
-            uint64_t us;
-
-            if (pool_may_append(p, w, len, &off) && (us = pool_batch_us(p, w)) < shortest)
-                shortest = us;
-        }
-        if (shortest >= p->cfg.batch_wake_us ||
-            pool_append(p, job_id, task, payload, len, timeout_ms, cookie, pid) != 0)
-            return pool_run(p, job_id, task, payload, len, timeout_ms, cookie, pid);
+    *pid = 0;
+    if (p->nidle == 0)
+        return pool_append(p, job_id, task, payload, len, timeout_ms, cookie, pid);
+    /* A worker is idle: a batch only when its work ahead is shorter than waking it. */
+    if (pool_may_wait(p, task, timeout_ms) &&
+        (w = pool_shortest_batch(p, len, &off, &us)) != NULL && us < p->cfg.batch_wake_us &&
+        pool_append_to(w, off, job_id, task, payload, len, cookie, pid) == 0)
         return 0;
-    }
-    return pool_append(p, job_id, task, payload, len, timeout_ms, cookie, pid);
+    return pool_run(p, job_id, task, payload, len, timeout_ms, cookie, pid);
 }
 
 int

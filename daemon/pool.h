@@ -125,8 +125,9 @@ int pool_run(struct pool *p, uint64_t job_id, int task, const void *payload, siz
              uint64_t timeout_ms, void *cookie, pid_t *pid);
 
 /*
- * Append a job to the batch of a busy worker (the one with the fewest jobs),
- * to run after the jobs before it, without a wake-up. Only a quick job
+ * Append a job to the batch of a busy worker (the one with the least work
+ * ahead, by its jobs' tasks' average runs), to run after the jobs before it,
+ * without a wake-up. Only a quick job
  * without a timeout, to a batch of such jobs that has room (batch_max jobs,
  * the payload area, the worker's max_jobs_per_worker) and that the worker is
  * not through yet. Returns 0 with *pid, or FORQ_ERR_LIMIT (nothing changed:
