@@ -9,7 +9,8 @@
  * connection to the store thread for good.
  *
  * The loop talks to the thread in records (struct store_rec): it queues them
- * with store_put and never waits. The thread takes everything queued, runs it
+ * with store_put and never waits; what one loop turn puts is handed over at
+ * the end of the turn. The thread takes everything queued, runs it
  * in one transaction and commits (one fsync for the whole batch with
  * STORE_FULL), then hands the batch back; the loop gets each record in its
  * done callback, in the order it was put, with rec->status set. So a batch is
@@ -148,7 +149,10 @@ void store_rec_free(struct store_rec *rec);
 
 /*
  * Queue a record for the next transaction. The store owns rec until it hands
- * it back through done. Never blocks on the database. Loop thread.
+ * it back through done. Never blocks on the database. The records of one loop
+ * turn reach the store thread together, at the end of the turn, so they share
+ * a commit. Loop thread (or the main thread before store_start: those
+ * records wait for the thread and make its first batch).
  */
 void store_put(struct store *st, struct store_rec *rec);
 

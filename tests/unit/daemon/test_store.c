@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -404,6 +405,39 @@ test_group_commit_writes_a_batch_in_one_transaction(void **state)
         assert_int_equal(fx->got[i]->status, 0);
 }
 
+/*
+ * Records put in one loop turn reach the store thread together, at the end of
+ * the turn: one commit, even though the thread is already running and asleep
+ * when the first one is put (waking it on each put let it commit the first
+ * record alone while the rest were still being put).
+ */
+static void
+test_records_of_one_loop_turn_share_a_commit(void **state)
+{
+    struct test_fx *fx = *state;
+    struct store_config cfg = test_cfg(fx);
+    static char payloads[64][16];
+    struct store_stats ss;
+
+    test_open(fx, &cfg);
+    test_start(fx);
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 64; i++) {
+            snprintf(payloads[i], sizeof(payloads[i]), "r%d-%d", round, i);
+            store_put(fx->st, test_insert((uint64_t)round * 64 + (uint64_t)i + 1, "echo",
+                                          payloads[i], 0));
+            if (i == 0) /* a loop slow to decode the rest: time for a woken thread to act */
+                nanosleep(&(struct timespec){0, 5 * 1000 * 1000}, NULL);
+        }
+        test_collect(fx, (size_t)(round + 1) * 64);
+        store_stats(fx->st, &ss);
+        assert_int_equal(ss.commits, (uint64_t)round + 1);
+        assert_int_equal(ss.max_batch, 64);
+    }
+    for (size_t i = 0; i < fx->ngot; i++)
+        assert_int_equal(fx->got[i]->status, 0);
+}
+
 /* normal durability commits without syncing; full syncs every commit. */
 static void
 test_durability_modes_differ_in_fsyncs(void **state)
@@ -620,6 +654,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_lookup_finds_finished_jobs, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_purge_deletes_old_results_and_ids_stay_unique,
                                         test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_records_of_one_loop_turn_share_a_commit, test_setup,
+                                        test_teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_writes_a_batch_in_one_transaction,
                                         test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_durability_modes_differ_in_fsyncs, test_setup,
