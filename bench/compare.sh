@@ -22,7 +22,8 @@
 #      `forq queue join` returns; and forqd's peak RSS (VmHWM).
 #   E  forq alone: workload A's forq run with E_IDLE (10,000) idle connections
 #      held open (bench/idle_conns.c: each sent HELLO and got its answer), and
-#      without, in the same run; also forqd's RSS per idle connection.
+#      without, on the same forqd after a warm-up load, the order alternating
+#      from run to run; also forqd's RSS per idle connection.
 #
 # Every server is started here on a free loopback port in 7600-7699 (C:
 # durable.sh picks its own, in 20000-60000; it gets FORQD_ARGS
@@ -792,7 +793,7 @@ forq_a_load() {
     check_load "$out"
 }
 
-# run_a_forq RUN KEY: A's forq cell (also E without idle connections).
+# run_a_forq RUN KEY: A's forq cell.
 run_a_forq() {
     local run=$1 key=$2 base=$WORK/$2.$1 rate
 
@@ -1029,59 +1030,109 @@ run_d() {
         "$(commas "$rate")" "$hwm")"
 }
 
-# E with idle connections.
-run_e_with() {
-    local run=$1 key=E.with base=$WORK/E.with.$1 idle_pid rss0 rss1 json conns i rate
+# e_idle_open BASE: open E_IDLE idle connections to the current server
+# (IDLE_PID) and add forqd's RSS per connection to E.connbytes. 1 with WHY.
+IDLE_PID=
+e_idle_open() {
+    local base=$1 rss0 rss1 json conns i
 
-    WHY=
-    if ! cell_server forqd "$base.srv.log" "$base.data" --durability off; then
-        fail "$run" "$key" "$WHY" "$base.srv.log" E.with E.connbytes
-        return 0
-    fi
     rss0=$(proc_kb "$SRV_PID" VmRSS)
     spawn idle-conns "$base.idle" "$IDLE_CONNS" -s "tcp://127.0.0.1:$SRV_PORT" -c "$E_IDLE"
-    idle_pid=$SPAWNED
+    IDLE_PID=$SPAWNED
     for ((i = 0; i < 1200; i++)); do
         grep -q '^ready ' "$base.idle" && break
-        kill -0 "$idle_pid" 2>/dev/null || break
+        kill -0 "$IDLE_PID" 2>/dev/null || break
         sleep 0.1
     done
     if ! grep -q "^ready $E_IDLE\$" "$base.idle"; then
-        stop_pid "$idle_pid"
-        stop_server
-        fail "$run" "$key" "idle-conns did not get its $E_IDLE connections ready (exit $REAPED_RC)" \
-            "$base.idle" E.with E.connbytes
-        return 0
+        stop_pid "$IDLE_PID"
+        IDLE_PID=
+        WHY="idle-conns did not get its $E_IDLE connections ready (exit $REAPED_RC)"
+        return 1
     fi
     rss1=$(proc_kb "$SRV_PID" VmRSS)
     json=$(forq_cli --json stats 2>&1) || true
     conns=$(json_num "$json" connections)
-    WHY=
     if [[ $conns != $((E_IDLE + 1)) ]]; then
         WHY="forqd counts ${conns:-?} connections, expected $((E_IDLE + 1)) (the idle ones and forq stats)"
-    elif ! forq_a_load "$base.out"; then
-        :
+        return 1
     fi
-    if kill -0 "$idle_pid" 2>/dev/null; then
-        stop_pid "$idle_pid"
+    put E.connbytes "$(awk -v a="$rss0" -v b="$rss1" -v n="$E_IDLE" 'BEGIN { printf "%.0f", (b - a) * 1024 / n }')"
+    say "$(printf '[run %d/%d] E              forqd RSS %s -> %s kB with the idle connections' \
+        "$run" "$RUNS" "$rss0" "$rss1")"
+}
+
+# e_idle_close: close them, and wait until forqd has let go of every one, so
+# that the next load runs without them. 1 with WHY.
+e_idle_close() {
+    local json i
+
+    if kill -0 "$IDLE_PID" 2>/dev/null; then
+        stop_pid "$IDLE_PID"
         ((REAPED_RC == 0)) || WHY=${WHY:-"idle-conns exited $REAPED_RC (a connection was closed while held?)"}
     else
-        reap "$idle_pid"
+        reap "$IDLE_PID"
         WHY=${WHY:-"idle-conns died during the load (exit $REAPED_RC)"}
     fi
-    [[ -n $WHY ]] || cell_end || true
-    stop_server
-    rm -rf "$base.data"
-    if [[ -n $WHY ]]; then
-        fail "$run" "$key" "$WHY" "$base.out" E.with E.connbytes
-        [[ -s $base.idle ]] && tail -n 5 "$base.idle" | sed 's/^/    | idle-conns: /' >&2
+    IDLE_PID=
+    for ((i = 0; i < 300; i++)); do
+        json=$(forq_cli --json stats 2>&1) || true
+        [[ $(json_num "$json" connections) == 1 ]] && break
+        sleep 0.1
+    done
+    [[ -z $WHY ]]
+}
+
+# E: one forqd per run. A warm-up load first (forqd learns the task's run
+# time, which decides batching), then A without and A with E_IDLE idle
+# connections held open, the order alternating from run to run (odd runs
+# without first), so neither side always gets the later minute. Pairs on one
+# server: a fresh server per side added its own start-to-start spread.
+run_e() {
+    local run=$1 base=$WORK/E.$1 side sides rate
+
+    WHY=
+    if ! cell_server forqd "$base.srv.log" "$base.data" --durability off; then
+        fail "$run" E "$WHY" "$base.srv.log" E.without E.with E.connbytes
         return 0
     fi
-    rate=$(field "$base.out" rate)
-    put E.with "$rate"
-    put E.connbytes "$(awk -v a="$rss0" -v b="$rss1" -v n="$E_IDLE" 'BEGIN { printf "%.0f", (b - a) * 1024 / n }')"
-    say "$(printf '[run %d/%d] %-14s %9s jobs/s  %s; forqd RSS %s -> %s kB with the idle connections' \
-        "$run" "$RUNS" "$key" "$(commas "$rate")" "$(awk '$1 == "latency"' "$base.out")" "$rss0" "$rss1")"
+    sides="without with"
+    ((run % 2)) || sides="with without"
+    # shellcheck disable=SC2086 # FORQ_A_CMD_ARGS is a list of flags
+    run_fg "$base.warm" "$FORQ_BENCH" -s "tcp://127.0.0.1:$SRV_PORT" -n $((A_JOBS / 10)) \
+        $FORQ_A_CMD_ARGS
+    if ! check_load "$base.warm"; then
+        stop_server
+        fail "$run" "E warm-up" "$WHY" "$base.warm" E.without E.with E.connbytes
+        return 0
+    fi
+    for side in $sides; do
+        if [[ $side == with ]] && ! e_idle_open "$base"; then
+            [[ -n $IDLE_PID ]] && e_idle_close
+            stop_server
+            fail "$run" E.with "$WHY" "$base.idle" E.with E.connbytes
+            return 0
+        fi
+        WHY=
+        forq_a_load "$base.$side.out" || true
+        if [[ $side == with ]]; then
+            e_idle_close || true
+        fi
+        server_alive || WHY=${WHY:-"forqd died during the load"}
+        if [[ -n $WHY ]]; then
+            stop_server
+            fail "$run" "E.$side" "$WHY" "$base.$side.out" "E.$side"
+            [[ $side == with ]] && put E.connbytes FAIL
+            [[ -s $base.idle && $side == with ]] && tail -n 5 "$base.idle" | sed 's/^/    | idle-conns: /' >&2
+            return 0
+        fi
+        rate=$(field "$base.$side.out" rate)
+        put "E.$side" "$rate"
+        say "$(printf '[run %d/%d] E.%-12s %9s jobs/s  %s' "$run" "$RUNS" "$side" "$(commas "$rate")" \
+            "$(awk '$1 == "latency"' "$base.$side.out")")"
+    done
+    stop_server
+    rm -rf "$base.data"
 }
 
 # ------------------------------------------------------------------ the runs
@@ -1154,8 +1205,7 @@ for ((run = 1; run <= RUNS; run++)); do
         done
     fi
     if want E; then
-        run_a_forq "$run" E.without
-        run_e_with "$run"
+        run_e "$run"
     fi
 done
 
