@@ -1040,7 +1040,7 @@ e_idle_open() {
     spawn idle-conns "$base.idle" "$IDLE_CONNS" -s "tcp://127.0.0.1:$SRV_PORT" -c "$E_IDLE"
     IDLE_PID=$SPAWNED
     for ((i = 0; i < 1200; i++)); do
-        grep -q '^ready ' "$base.idle" && break
+        grep -qs '^ready ' "$base.idle" && break
         kill -0 "$IDLE_PID" 2>/dev/null || break
         sleep 0.1
     done
