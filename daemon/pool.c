@@ -678,7 +678,9 @@ pool_batch_us(const struct pool *p, const struct pool_worker *w)
 
 /*
  * The busy worker whose batch may take a job of len bytes (at *off) and has
- * the least work ahead, with that work in *us; NULL when no batch can.
+ * the least work ahead, with that work in *us; NULL when no batch can. On
+ * equal work the batch with fewer jobs wins: a task quicker than the clock's
+ * microsecond averages 0 us, and its jobs must still spread over the batches.
  */
 static struct pool_worker *
 pool_shortest_batch(struct pool *p, size_t len, uint32_t *off, uint64_t *us)
@@ -693,7 +695,7 @@ pool_shortest_batch(struct pool *p, size_t len, uint32_t *off, uint64_t *us)
         if (!pool_may_append(p, w, len, &o))
             continue;
         u = pool_batch_us(p, w);
-        if (best == NULL || u < *us) {
+        if (best == NULL || u < *us || (u == *us && w->nent < best->nent)) {
             best = w;
             *off = o;
             *us = u;
