@@ -1044,7 +1044,7 @@ e_idle_open() {
         kill -0 "$IDLE_PID" 2>/dev/null || break
         sleep 0.1
     done
-    if ! grep -q "^ready $E_IDLE\$" "$base.idle"; then
+    if ! grep -qs "^ready $E_IDLE\$" "$base.idle"; then
         stop_pid "$IDLE_PID"
         IDLE_PID=
         WHY="idle-conns did not get its $E_IDLE connections ready (exit $REAPED_RC)"
