@@ -725,9 +725,13 @@ pool_may_wait(const struct pool *p, int task, uint64_t timeout_ms)
     return timeout_ms == 0 && p->cfg.batch_max > 1 && pool_task_quick(p, task);
 }
 
-int
-pool_append(struct pool *p, uint64_t job_id, int task, const void *payload, size_t len,
-            uint64_t timeout_ms, void *cookie, pid_t *pid)
+/*
+ * Append the job to the shortest batch whose work ahead is below max_us.
+ * 0, or FORQ_ERR_LIMIT when the job may not wait or no batch fits.
+ */
+static int
+pool_append_within(struct pool *p, uint64_t job_id, int task, const void *payload, size_t len,
+                   uint64_t timeout_ms, uint64_t max_us, void *cookie, pid_t *pid)
 {
     struct pool_worker *w;
     uint32_t off = 0;
@@ -735,26 +739,28 @@ pool_append(struct pool *p, uint64_t job_id, int task, const void *payload, size
 
     *pid = 0;
     if (!pool_may_wait(p, task, timeout_ms) ||
-        (w = pool_shortest_batch(p, len, &off, &us)) == NULL)
+        (w = pool_shortest_batch(p, len, &off, &us)) == NULL || us >= max_us)
         return FORQ_ERR_LIMIT;
     return pool_append_to(w, off, job_id, task, payload, len, cookie, pid);
+}
+
+int
+pool_append(struct pool *p, uint64_t job_id, int task, const void *payload, size_t len,
+            uint64_t timeout_ms, void *cookie, pid_t *pid)
+{
+    return pool_append_within(p, job_id, task, payload, len, timeout_ms, UINT64_MAX, cookie,
+                              pid);
 }
 
 int
 pool_give(struct pool *p, uint64_t job_id, int task, const void *payload, size_t len,
           uint64_t timeout_ms, void *cookie, pid_t *pid)
 {
-    struct pool_worker *w;
-    uint32_t off = 0;
-    uint64_t us = 0;
-
-    *pid = 0;
     if (p->nidle == 0)
         return pool_append(p, job_id, task, payload, len, timeout_ms, cookie, pid);
     /* A worker is idle: a batch only when its work ahead is shorter than waking it. */
-    if (pool_may_wait(p, task, timeout_ms) &&
-        (w = pool_shortest_batch(p, len, &off, &us)) != NULL && us < p->cfg.batch_wake_us &&
-        pool_append_to(w, off, job_id, task, payload, len, cookie, pid) == 0)
+    if (pool_append_within(p, job_id, task, payload, len, timeout_ms, p->cfg.batch_wake_us,
+                           cookie, pid) == 0)
         return 0;
     return pool_run(p, job_id, task, payload, len, timeout_ms, cookie, pid);
 }
