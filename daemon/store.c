@@ -34,6 +34,12 @@
 #define STORE_LOCK_FILE   "forq.lock"
 #define STORE_PURGE_CHUNK 5000 /* finished jobs deleted per transaction */
 
+/* The WAL's layout (sqlite.org/fileformat2.html#walformat), for store_reserve_wal. */
+#define STORE_WAL_HEADER         32
+#define STORE_WAL_FRAME_HEADER   24
+#define STORE_WAL_FRAMES_DEFAULT 1000 /* SQLite's wal_autocheckpoint default */
+#define STORE_WAL_SLACK          100  /* frames past the checkpoint: the commit that crosses it */
+
 STAILQ_HEAD(store_list, store_rec);
 
 enum store_stmt {
@@ -307,6 +313,25 @@ store_migrate(struct store *st, char *why, size_t whylen)
     return 0;
 }
 
+/* *out = the value of PRAGMA name (an integer pragma). */
+static int
+store_pragma_int(struct store *st, const char *name, int *out, char *why, size_t whylen)
+{
+    char sql[64];
+    sqlite3_stmt *s = NULL;
+
+    snprintf(sql, sizeof(sql), "PRAGMA %s", name);
+    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK ||
+        sqlite3_step(s) != SQLITE_ROW) {
+        snprintf(why, whylen, "cannot read %s: %s", st->path, sqlite3_errmsg(st->db));
+        sqlite3_finalize(s);
+        return FORQ_ERR_STORAGE;
+    }
+    *out = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    return 0;
+}
+
 static int
 store_configure(struct store *st, const struct store_config *cfg, char *why, size_t whylen)
 {
@@ -330,20 +355,64 @@ store_configure(struct store *st, const struct store_config *cfg, char *why, siz
     if (store_exec(st, sql, why, whylen) != SQLITE_OK)
         return FORQ_ERR_STORAGE;
     if (cfg->max_db_bytes > 0) {
-        if (sqlite3_prepare_v2(st->db, "PRAGMA page_size", -1, &s, NULL) != SQLITE_OK ||
-            sqlite3_step(s) != SQLITE_ROW) {
-            snprintf(why, whylen, "cannot read %s: %s", st->path, sqlite3_errmsg(st->db));
-            sqlite3_finalize(s);
+        if (store_pragma_int(st, "page_size", &page_size, why, whylen) != 0)
             return FORQ_ERR_STORAGE;
-        }
-        page_size = sqlite3_column_int(s, 0);
-        sqlite3_finalize(s);
         snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %" PRIu64,
                  cfg->max_db_bytes / (uint64_t)(page_size > 0 ? page_size : 4096) + 1);
         if (store_exec(st, sql, why, whylen) != SQLITE_OK)
             return FORQ_ERR_STORAGE;
     }
     return 0;
+}
+
+/*
+ * Full durability: give the WAL the size it will reach, as written zeros,
+ * before the first commit that has to sync it. An fdatasync after a write
+ * that grows a file also commits the file system's journal (the new size,
+ * the new blocks); one that only overwrites blocks does not, and on ext4 it
+ * costs about half (BENCHMARKS.md). SQLite rewinds the WAL after each
+ * checkpoint and never shrinks it (journal_size_limit is left at -1), so
+ * once it holds wal_autocheckpoint frames every later commit overwrites; this
+ * only makes that true from the first commit rather than from the first
+ * checkpoint. Zeros past the last frame are not frames (a frame's page number
+ * is never 0), so recovery stops at them. The write lock (BEGIN IMMEDIATE)
+ * keeps any other writer from appending while the zeros go in.
+ */
+static int
+store_reserve_wal(struct store *st, char *why, size_t whylen)
+{
+    static const char zeros[64 * 1024];
+    sqlite3_file *wal = NULL;
+    sqlite3_int64 size = 0, want, off;
+    int page_size, frames, n, rc;
+
+    if (store_pragma_int(st, "page_size", &page_size, why, whylen) != 0 ||
+        store_pragma_int(st, "wal_autocheckpoint", &frames, why, whylen) != 0)
+        return FORQ_ERR_STORAGE;
+    if (frames <= 0)
+        frames = STORE_WAL_FRAMES_DEFAULT;
+    want = STORE_WAL_HEADER + (sqlite3_int64)(frames + STORE_WAL_SLACK) *
+                                  (STORE_WAL_FRAME_HEADER + page_size);
+    if (store_exec(st, "BEGIN IMMEDIATE", why, whylen) != SQLITE_OK)
+        return FORQ_ERR_STORAGE;
+    if (sqlite3_file_control(st->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal) != SQLITE_OK ||
+        wal == NULL || wal->pMethods == NULL)
+        rc = SQLITE_CANTOPEN; /* in WAL mode a write transaction has the log open */
+    else
+        rc = wal->pMethods->xFileSize(wal, &size);
+    for (off = size; rc == SQLITE_OK && off < want; off += n) {
+        n = want - off < (sqlite3_int64)sizeof(zeros) ? (int)(want - off) : (int)sizeof(zeros);
+        rc = wal->pMethods->xWrite(wal, zeros, n, off);
+    }
+    if (rc == SQLITE_OK && size < want)
+        rc = wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL);
+    if (rc != SQLITE_OK) {
+        snprintf(why, whylen, "%s: cannot size the write-ahead log: %s", st->path,
+                 sqlite3_errstr(rc));
+        (void)sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+        return FORQ_ERR_STORAGE;
+    }
+    return store_exec(st, "COMMIT", why, whylen) == SQLITE_OK ? 0 : FORQ_ERR_STORAGE;
 }
 
 static int
@@ -407,7 +476,9 @@ store_open(const struct store_config *cfg, struct store **out, char *why, size_t
         goto fail;
     }
     if ((e = store_configure(st, cfg, why, whylen)) != 0 ||
-        (e = store_migrate(st, why, whylen)) != 0 || (e = store_prepare(st, why, whylen)) != 0)
+        (e = store_migrate(st, why, whylen)) != 0 ||
+        (cfg->durability == STORE_FULL && (e = store_reserve_wal(st, why, whylen)) != 0) ||
+        (e = store_prepare(st, why, whylen)) != 0)
         goto fail;
     *out = st;
     return 0;

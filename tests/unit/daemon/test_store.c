@@ -3,8 +3,10 @@
  * migration from an empty file, reopen and recovery, lookups, purge and the
  * id counter, group commit (one transaction for everything queued), the
  * durability modes' fsyncs, the data-directory lock, unusable files, a full
- * database (PRAGMA max_page_count) and a failed fsync (a VFS that fails
- * syncs on demand, stacked under the store's own).
+ * database (PRAGMA max_page_count), a failed fsync (a VFS that fails
+ * syncs on demand, stacked under the store's own), and the write-ahead log
+ * that full durability writes out at open (its size, recovery after a crash
+ * through it, a disk that cannot take it).
  *
  * The store thread answers through the event loop; test_collect() turns the
  * loop until the expected number of records came back. An eventfd wakes it,
@@ -17,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,6 +33,9 @@
 #include "vfs.h"
 
 #define TEST_MAX_RECS 4096
+
+/* What the WAL holds at SQLite's checkpoint threshold: 1000 frames of 4 KiB pages. */
+#define TEST_WAL_AT_CHECKPOINT (32 + 1000 * (24 + 4096))
 
 struct test_fx {
     char dir[64];
@@ -598,6 +605,121 @@ test_full_database_fails_writes_and_keeps_reads(void **state)
     assert_int_equal(l.n, stored - 1);
 }
 
+/* The WAL's size and bytes on disk (0 and 0 when there is none). */
+static void
+test_wal_stat(const struct test_fx *fx, off_t *size, off_t *on_disk)
+{
+    char path[128];
+    struct stat sb;
+
+    snprintf(path, sizeof(path), "%s/forq.db-wal", fx->dir);
+    *size = *on_disk = 0;
+    if (stat(path, &sb) == 0) {
+        *size = sb.st_size;
+        *on_disk = (off_t)sb.st_blocks * 512;
+    }
+}
+
+/* Put n inserts, ids from first, in turns of 25, and wait for all of them. */
+static int
+test_insert_many(struct test_fx *fx, uint64_t first, size_t n)
+{
+    size_t base = fx->ngot;
+
+    for (size_t i = 0; i < n; i++) {
+        store_put(fx->st, test_insert(first + i, "echo", "payload", 0));
+        if ((i + 1) % 25 == 0 || i + 1 == n)
+            test_collect(fx, base + i + 1);
+    }
+    for (size_t i = base; i < fx->ngot; i++)
+        if (fx->got[i]->status != 0)
+            return -1;
+    return 0;
+}
+
+/*
+ * Full durability writes the WAL out to the size it reaches at a checkpoint
+ * before the first commit, as real blocks (no hole, no fallocate): commits
+ * then overwrite it and never grow it. normal, whose commits do not sync,
+ * leaves the WAL to SQLite.
+ */
+static void
+test_full_durability_writes_the_wal_out_at_open(void **state)
+{
+    struct test_fx *fx = *state;
+    struct store_config cfg = test_cfg(fx);
+    off_t size, on_disk, size_after;
+
+    test_open(fx, &cfg);
+    test_wal_stat(fx, &size, &on_disk);
+    assert_true(size >= TEST_WAL_AT_CHECKPOINT);
+    assert_true(on_disk >= size);
+
+    test_start(fx);
+    assert_int_equal(test_insert_many(fx, 1, 200), 0); /* 8 commits, well short of 1000 frames */
+    test_wal_stat(fx, &size_after, &on_disk);
+    assert_int_equal(size_after, size);
+
+    cfg.durability = STORE_NORMAL;
+    test_reopen(fx, &cfg); /* the close checkpointed and removed the WAL */
+    test_wal_stat(fx, &size, &on_disk);
+    assert_true(size < TEST_WAL_AT_CHECKPOINT);
+}
+
+/* A process that opens the store, commits n inserts from id first, and dies without closing it. */
+static void
+test_crash_after_inserts(struct test_fx *fx, int durability, uint64_t first, size_t n)
+{
+    int status = -1;
+    pid_t pid = fork();
+
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct store_config cfg = test_cfg(fx);
+        char why[256];
+
+        cfg.durability = durability;
+        fx->ngot = 0; /* the parent's records are the parent's to free */
+        fx->base = event_base_new(); /* the parent's shares its epoll instance with us */
+        if (fx->base == NULL || store_open(&cfg, &fx->st, why, sizeof(why)) != 0 ||
+            store_start(fx->st, fx->base, test_done_cb, fx) != 0 ||
+            test_insert_many(fx, first, n) != 0)
+            _exit(1);
+        _exit(0); /* no store_close: the WAL keeps its frames, not checkpointed */
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/*
+ * The zeros go after the frames already in the WAL and are never read as
+ * frames: jobs committed before a crash come back, whether the WAL they are
+ * in was written out at open (full) or not (normal), and the next full open
+ * that writes it out keeps them.
+ */
+static void
+test_jobs_in_a_written_out_wal_survive_a_crash(void **state)
+{
+    struct test_fx *fx = *state;
+    struct store_config cfg = test_cfg(fx);
+    struct test_loaded l;
+    off_t size, on_disk;
+
+    test_crash_after_inserts(fx, STORE_NORMAL, 1, 100); /* a short WAL, frames to the end */
+    test_wal_stat(fx, &size, &on_disk);
+    assert_true(size > 0 && size < TEST_WAL_AT_CHECKPOINT);
+    test_crash_after_inserts(fx, STORE_FULL, 101, 50); /* recovers, writes out, commits after */
+    test_wal_stat(fx, &size, &on_disk);
+    assert_true(size >= TEST_WAL_AT_CHECKPOINT);
+
+    test_open(fx, &cfg);
+    assert_int_equal(test_load(fx, &l), 151);
+    assert_int_equal(l.n, 150);
+    assert_int_equal(l.ids[0], 1);
+    assert_string_equal(l.payloads[0], "payload");
+}
+
 static int test_fail_syncs; /* the failing VFS's switch */
 
 static int
@@ -644,6 +766,34 @@ test_failed_fsync_is_never_success(void **state)
     vfs_free(failing);
 }
 
+/* A disk that cannot take the written-out WAL: the store refuses to open, and says why. */
+static void
+test_wal_that_cannot_be_written_out_refuses_the_open(void **state)
+{
+    struct test_fx *fx = *state;
+    struct store_config cfg = test_cfg(fx);
+    struct vfs *failing;
+    char why[512] = "";
+
+    assert_int_equal(vfs_new(NULL, "forq-test-failsync-wal", test_failing_sync_cb, NULL, &failing),
+                     0);
+    cfg.vfs = "forq-test-failsync-wal";
+    test_open(fx, &cfg); /* creates and migrates the database */
+    store_close(fx->st);
+    fx->st = NULL; /* the close removed the WAL: the next open writes it out again */
+
+    test_fail_syncs = 1;
+    assert_int_equal(store_open(&cfg, &fx->st, why, sizeof(why)), FORQ_ERR_STORAGE);
+    test_fail_syncs = 0;
+    assert_null(fx->st);
+    assert_non_null(strstr(why, "cannot size the write-ahead log"));
+
+    test_open(fx, &cfg); /* and opens once the disk is back */
+    store_close(fx->st);
+    fx->st = NULL;
+    vfs_free(failing);
+}
+
 int
 main(void)
 {
@@ -671,6 +821,12 @@ main(void)
                                         test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_failed_fsync_is_never_success, test_setup,
                                         test_teardown),
+        cmocka_unit_test_setup_teardown(test_full_durability_writes_the_wal_out_at_open,
+                                        test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_jobs_in_a_written_out_wal_survive_a_crash,
+                                        test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_wal_that_cannot_be_written_out_refuses_the_open,
+                                        test_setup, test_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
