@@ -935,8 +935,11 @@ store_thread(void *arg)
             st->purge_cutoff = purge; /* more rows are due: another chunk next round */
         if (!STAILQ_EMPTY(&batch)) {
             STAILQ_CONCAT(&st->done, &batch);
+            /* Unlocked, as in store_flush_cb: the loop takes mu as soon as it wakes. */
+            pthread_mutex_unlock(&st->mu);
             if (write(st->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
                 log_err("cannot wake the loop: %s", strerror(errno));
+            pthread_mutex_lock(&st->mu);
         }
     }
     pthread_mutex_unlock(&st->mu);
@@ -956,6 +959,7 @@ static void
 store_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct store *st = arg;
+    int wake;
 
     (void)fd;
     (void)what;
@@ -963,9 +967,14 @@ store_flush_cb(evutil_socket_t fd, short what, void *arg)
         return;
     pthread_mutex_lock(&st->mu);
     STAILQ_CONCAT(&st->pending, &st->staged);
-    if (st->sleeping)
-        pthread_cond_signal(&st->cond);
+    wake = st->sleeping;
     pthread_mutex_unlock(&st->mu);
+    /*
+     * After the unlock: a thread woken while mu is still held would only
+     * block on mu, and the unlock would have to wake it a second time.
+     */
+    if (wake)
+        pthread_cond_signal(&st->cond);
 }
 
 /* Loop thread: hand finished records to their owner, in order. */
