@@ -164,6 +164,16 @@ pool_task_quick(const struct pool *p, int task)
 }
 
 /*
+ * The job busy worker w took last and has not finished, as the slot's
+ * counters c say; the last of its batch when it is through all of them.
+ */
+static uint64_t
+pool_current_job(const struct pool_worker *w, const struct slot_counts *c)
+{
+    return w->ents[c->done < w->nent ? c->done : w->nent - 1].job_id;
+}
+
+/*
  * Take the batch out of worker w and report every job in it, as the slot's
  * counters c say: an outcome for each of the first c->done (a job cancelled
  * before it started comes back lost, not started, POOL_LOST_KILLED), lost and
@@ -378,14 +388,10 @@ pool_exit_cb(evutil_socket_t fd, short what, void *arg)
             /* A job killed it, not its start-up; unless it never even took one. */
             if (c.next > 0 || reason != POOL_LOST_DIED)
                 died_young = 0;
-            if (reason == POOL_LOST_DIED) {
-                /* The job it took last and did not finish, or the first it did not take. */
-                unsigned k = c.done < w->nent ? c.done : 0;
-
+            if (reason == POOL_LOST_DIED)
                 log_warn("worker %d (slot %u) %s %s job %llu; replacing it", (int)pid, w->idx,
                          why, c.next > c.done ? "while running" : "before it started",
-                         (unsigned long long)w->ents[k].job_id);
-            }
+                         (unsigned long long)pool_current_job(w, &c));
             pool_settle(w, &c, reason, why);
         }
     } else if (w->retiring) {
@@ -812,9 +818,8 @@ pool_info(const struct pool *p, size_t i, struct pool_worker_info *out)
     if (w->busy) {
         struct slot_counts c = {0};
 
-        /* The job it took last and has not finished; else the first it has not taken. */
         (void)slot_get_counts(w->slot, &c);
-        out->job = w->ents[c.done < w->nent ? c.done : w->nent - 1].job_id;
+        out->job = pool_current_job(w, &c);
     }
     out->jobs_done = w->jobs_done;
     out->restarts = w->restarts;
