@@ -96,23 +96,8 @@ TMPBASE=${COMPARE_TMPDIR:-/var/tmp}
 CMDLINE=$(printf '%q ' "$0" "$@")
 CMDLINE=${CMDLINE% }
 
-usage() {
-    sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"
-    exit "${1:-0}"
-}
-
-die() {
-    echo "compare.sh: $*" >&2
-    exit 1
-}
-
-say() {
-    echo "$*" >&2
-}
-
-is_count() {
-    [[ $1 =~ ^[1-9][0-9]*$ ]]
-}
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 while (($#)); do
     case $1 in
@@ -122,7 +107,7 @@ while (($#)); do
     --quick) QUICK=1; SCALE=10; shift ;;
     --no-build) DO_BUILD=0; shift ;;
     -h | --help) usage 0 ;;
-    *) echo "compare.sh: unknown argument: $1" >&2; usage 2 ;;
+    *) say "compare.sh: unknown argument: $1"; usage 2 ;;
     esac
 done
 is_count "$RUNS" || die "-r: expected a positive count, got '$RUNS'"
@@ -170,43 +155,6 @@ say "workloads $ONLY; $RUNS runs; A $A_JOBS jobs, B $B_JOBS, C $C_JOBS1/$C_JOBS,
 
 # ------------------------------------------------------------------ packages, build
 
-as_root() {
-    if [[ $(id -u) == 0 ]]; then
-        "$@"
-    elif command -v sudo >/dev/null; then
-        sudo "$@"
-    else
-        die "need root (or sudo) to run: $*"
-    fi
-}
-
-apt_install() {
-    say "installing $* ..."
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" >/dev/null ||
-        { as_root apt-get update >/dev/null &&
-            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" >/dev/null; } ||
-        die "cannot install $*"
-}
-
-pkg_installed() {
-    [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]]
-}
-
-# A server binary: $1 if set, else from PATH (or the sbin dirs, outside root's PATH).
-find_server() {
-    local given=$1 name=$2 d
-
-    if [[ -n $given ]]; then
-        echo "$given"
-        return 0
-    fi
-    command -v "$name" 2>/dev/null && return 0
-    for d in /usr/sbin /usr/local/sbin /sbin; do
-        [[ -x $d/$name ]] && { echo "$d/$name"; return 0; }
-    done
-    return 1
-}
-
 NEED_BEANSTALKD=0
 NEED_GEARMAND=0
 if want A || want B; then
@@ -234,14 +182,8 @@ fi
 
 if ((DO_BUILD)); then
     say "building in $BUILD ..."
-    blog=$(mktemp)
     targets=(forqd forq_cli forq-bench forq-pipe beanstalk-put idle-conns)
-    if ! cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFORQ_TESTS=OFF \
-        >"$blog" 2>&1; then
-        tail -30 "$blog" >&2
-        rm -f "$blog"
-        die "cmake failed (scripts/deps.sh installs the dependencies)"
-    fi
+    bench_configure "$BUILD"
     # The anchors' load generators exist once their sources do (and libgearman).
     known=$(cmake --build "$BUILD" --target help 2>/dev/null || true)
     for t in beanstalk-bench gearman-bench; do
@@ -251,12 +193,7 @@ if ((DO_BUILD)); then
             say "warning: no target $t in this tree (see the cmake messages): its cells will not run"
         fi
     done
-    if ! cmake --build "$BUILD" -j2 --target "${targets[@]}" >"$blog" 2>&1; then
-        tail -30 "$blog" >&2
-        rm -f "$blog"
-        die "build failed"
-    fi
-    rm -f "$blog"
+    bench_make "$BUILD" "${targets[@]}"
 fi
 FORQD=${FORQD:-$BUILD/forqd}
 FORQ=$BUILD/forq
@@ -265,10 +202,8 @@ FORQ_PIPE=$BUILD/bench/forq-pipe
 IDLE_CONNS=$BUILD/bench/idle-conns
 GEARMAN_BENCH=$BUILD/bench/gearman-bench
 BEANSTALK_BENCH=$BUILD/bench/beanstalk-bench
-for f in "$FORQD" "$FORQ" "$FORQ_BENCH" "$FORQ_PIPE" "$IDLE_CONNS"; do
-    [[ -x $f ]] || die "$f is missing (run without --no-build)"
-done
-want C && { [[ -x $BUILD/bench/beanstalk-put ]] || die "$BUILD/bench/beanstalk-put is missing"; }
+need_tools "$FORQD" "$FORQ" "$FORQ_BENCH" "$FORQ_PIPE" "$IDLE_CONNS"
+want C && need_tools "$BUILD/bench/beanstalk-put"
 
 # An anchor tool that is not built leaves its cells out (said in the table).
 declare -A TOOL_MISSING=()
@@ -627,10 +562,6 @@ check_load() {
         return 0
     fi
     return 1
-}
-
-commas() {
-    sed ':a;s/\B[0-9]\{3\}\>/,&/;ta' <<<"$1"
 }
 
 # fmtv FORMAT VALUE: the number as the table shows it; unit FORMAT: its unit.

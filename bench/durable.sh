@@ -40,23 +40,8 @@ FORQD_ARGS=${FORQD_ARGS-}
 FORQD=${FORQD:-}
 TMPBASE=${DURABLE_TMPDIR:-/var/tmp}
 
-usage() {
-    sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"
-    exit "${1:-0}"
-}
-
-die() {
-    echo "durable.sh: $*" >&2
-    exit 1
-}
-
-say() {
-    echo "$*" >&2
-}
-
-is_count() {
-    [[ $1 =~ ^[1-9][0-9]*$ ]]
-}
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 while (($#)); do
     case $1 in
@@ -66,7 +51,7 @@ while (($#)); do
     -i | --inflight) INFLIGHT=${2-}; shift 2 || usage 2 ;;
     --no-build) DO_BUILD=0; shift ;;
     -h | --help) usage 0 ;;
-    *) echo "durable.sh: unknown argument: $1" >&2; usage 2 ;;
+    *) say "durable.sh: unknown argument: $1"; usage 2 ;;
     esac
 done
 for v in "$RUNS" "$JOBS" "$JOBS1" $INFLIGHT; do
@@ -78,45 +63,23 @@ done
 
 # ------------------------------------------------------------------ build, tools
 
-as_root() {
-    if [[ $(id -u) == 0 ]]; then
-        "$@"
-    elif command -v sudo >/dev/null; then
-        sudo "$@"
-    else
-        die "need root (or sudo) to run: $*"
-    fi
-}
-
 if ((DO_BUILD)); then
     say "building in $BUILD ..."
-    blog=$(mktemp)
-    if ! { cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFORQ_TESTS=OFF &&
-        cmake --build "$BUILD" -j2 --target forqd forq_cli forq-bench forq-pipe beanstalk-put; } >"$blog" 2>&1; then
-        tail -30 "$blog" >&2
-        rm -f "$blog"
-        die "build failed (scripts/deps.sh installs the dependencies)"
-    fi
-    rm -f "$blog"
+    bench_configure "$BUILD"
+    bench_make "$BUILD" forqd forq_cli forq-bench forq-pipe beanstalk-put
 fi
 FORQD=${FORQD:-$BUILD/forqd}
 FORQ=$BUILD/forq
 FORQ_BENCH=$BUILD/bench/forq-bench
 FORQ_PIPE=$BUILD/bench/forq-pipe
 BEANSTALK_PUT=$BUILD/bench/beanstalk-put
-for f in "$FORQD" "$FORQ" "$FORQ_BENCH" "$FORQ_PIPE" "$BEANSTALK_PUT"; do
-    [[ -x $f ]] || die "$f is missing (run without --no-build)"
-done
+need_tools "$FORQD" "$FORQ" "$FORQ_BENCH" "$FORQ_PIPE" "$BEANSTALK_PUT"
 
 if [[ $BEANSTALKD != none ]]; then
-    if [[ -z $BEANSTALKD ]] && ! BEANSTALKD=$(command -v beanstalkd); then
-        say "installing beanstalkd ..."
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y beanstalkd >/dev/null ||
-            { as_root apt-get update >/dev/null &&
-                as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y beanstalkd >/dev/null; } ||
-            die "cannot install beanstalkd"
-        BEANSTALKD=$(command -v beanstalkd) || die "beanstalkd is still not in PATH"
+    if [[ -z $BEANSTALKD ]] && ! find_server "" beanstalkd >/dev/null; then
+        apt_install beanstalkd
     fi
+    BEANSTALKD=$(find_server "$BEANSTALKD" beanstalkd) || die "beanstalkd is not installed"
     [[ -x $BEANSTALKD ]] || die "BEANSTALKD=$BEANSTALKD is not executable"
 fi
 
@@ -283,11 +246,6 @@ spread() {
         !/^[0-9.]+$/ { bad = 1 }
         { v[NR] = $1 }
         END { if (!bad) printf "%d-%d\n", v[1], v[NR] }'
-}
-
-# 12345 -> 12,345 (other text as it is).
-commas() {
-    sed ':a;s/\B[0-9]\{3\}\>/,&/;ta' <<<"$1"
 }
 
 # ------------------------------------------------------------------ the runs
