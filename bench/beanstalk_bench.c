@@ -36,7 +36,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -75,15 +74,11 @@
 #define BB_STR(x)       #x
 #define BB_STALL_MSG    "no answer for " BB_XSTR(BB_STALL_S) " s (are the workers running?)"
 
-enum bb_mode { BB_NONE, BB_WORKER, BB_THROUGHPUT, BB_LATENCY };
-
-static const char *const bb_mode_names[] = {"", "worker", "throughput", "latency"};
-
 struct bb {
     const char *addr;
     char host[256];
     char port[16];
-    int mode; /* enum bb_mode */
+    int mode; /* enum args_mode */
     uint64_t jobs;
     uint64_t inflight;
     size_t size;
@@ -956,9 +951,9 @@ bb_report(struct bb *b, double secs)
         fprintf(stderr, "beanstalk-bench: %" PRIu64 " errors, first: %s\n", b->errors,
                 b->first_error);
     printf("server    %s\n", b->addr);
-    printf("task      upper, %zu-byte payloads, mode %s\n", b->size, bb_mode_names[b->mode]);
+    printf("task      upper, %zu-byte payloads, mode %s\n", b->size, args_mode_names[b->mode]);
     printf("jobs      %" PRIu64 "\n", b->jobs);
-    printf("inflight  %" PRIu64 "\n", b->mode == BB_LATENCY ? 1 : b->inflight);
+    printf("inflight  %" PRIu64 "\n", b->mode == ARGS_MODE_LATENCY ? 1 : b->inflight);
     printf("elapsed   %.3f s\n", secs);
     printf("rate      %.0f jobs/s\n", secs > 0 ? (double)b->nlat / secs : 0.0);
     lat_print(b->lat, b->nlat);
@@ -974,7 +969,7 @@ bb_usage(FILE *fp)
           "                       [--size BYTES]\n"
           "       beanstalk-bench [-s ADDR] --mode latency [-n JOBS] [--size BYTES]\n"
           "  -s, --server ADDR  beanstalkd's HOST:PORT (default " BB_DEFAULT_ADDR ")\n"
-          "      --mode MODE    worker: run jobs until SIGTERM/SIGINT;\n"
+          "  -m, --mode MODE    worker: run jobs until SIGTERM/SIGINT;\n"
           "                     throughput: jobs/s with up to K jobs in flight;\n"
           "                     latency: one job at a time, put then its result\n"
           "  -n, --jobs N       jobs in all (default 100000 throughput, 5000 latency)\n"
@@ -989,76 +984,17 @@ bb_usage(FILE *fp)
 static int
 bb_parse_args(struct bb *b, int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"server", required_argument, NULL, 's'},
-        {"mode", required_argument, NULL, 'm'},
-        {"jobs", required_argument, NULL, 'n'},
-        {"inflight", required_argument, NULL, 'k'},
-        {"size", required_argument, NULL, 'S'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    uint64_t v;
-    int ch, has_jobs = 0, has_inflight = 0, has_size = 0;
+    struct args_load a = {.addr = BB_DEFAULT_ADDR, .inflight = 1000, .size = 16};
+    int rc;
 
-    while ((ch = getopt_long(argc, argv, "s:n:k:h", longopts, NULL)) != -1) {
-        switch (ch) {
-        case 's':
-            b->addr = optarg;
-            break;
-        case 'm':
-            for (b->mode = BB_WORKER; b->mode <= BB_LATENCY; b->mode++)
-                if (strcmp(optarg, bb_mode_names[b->mode]) == 0)
-                    break;
-            if (b->mode > BB_LATENCY) {
-                fprintf(stderr, "beanstalk-bench: --mode: worker, throughput or latency\n");
-                return 2;
-            }
-            break;
-        case 'n':
-            if (args_num("beanstalk-bench", "--jobs", optarg, 1, UINT64_MAX / 32, &b->jobs) != 0)
-                return 2;
-            has_jobs = 1;
-            break;
-        case 'k':
-            if (args_num("beanstalk-bench", "--inflight", optarg, 1, 1000000, &b->inflight) != 0)
-                return 2;
-            has_inflight = 1;
-            break;
-        case 'S':
-            if (args_num("beanstalk-bench", "--size", optarg, 0, BB_SIZE_MAX, &v) != 0)
-                return 2;
-            b->size = (size_t)v;
-            has_size = 1;
-            break;
-        case 'h':
-            bb_usage(stdout);
-            return 0;
-        default:
-            bb_usage(stderr);
-            return 2;
-        }
-    }
-    if (optind != argc) {
-        bb_usage(stderr);
-        return 2;
-    }
-    if (b->mode == BB_NONE) {
-        fprintf(stderr, "beanstalk-bench: --mode is required: worker, throughput or latency\n");
-        return 2;
-    }
-    if (b->mode == BB_WORKER && (has_jobs || has_inflight || has_size)) {
-        fprintf(stderr, "beanstalk-bench: --jobs, --inflight and --size are for the producer "
-                        "modes, not --mode worker\n");
-        return 2;
-    }
-    if (b->mode == BB_LATENCY && has_inflight) {
-        fprintf(stderr, "beanstalk-bench: --inflight is for --mode throughput (latency runs one "
-                        "job at a time)\n");
-        return 2;
-    }
-    if (!has_jobs)
-        b->jobs = b->mode == BB_LATENCY ? 5000 : 100000;
+    if ((rc = args_load_parse("beanstalk-bench", argc, argv, UINT64_MAX / 32, BB_SIZE_MAX, bb_usage,
+                              &a)) >= 0)
+        return rc;
+    b->addr = a.addr;
+    b->mode = a.mode;
+    b->jobs = a.jobs;
+    b->inflight = a.inflight;
+    b->size = (size_t)a.size;
     if (args_hostport(b->addr, b->host, sizeof(b->host), b->port, sizeof(b->port)) != 0) {
         fprintf(stderr, "beanstalk-bench: --server: expected HOST:PORT, got %s\n", b->addr);
         return 2;
@@ -1069,14 +1005,14 @@ bb_parse_args(struct bb *b, int argc, char **argv)
 int
 main(int argc, char **argv)
 {
-    struct bb b = {.addr = BB_DEFAULT_ADDR, .inflight = 1000, .size = 16};
+    struct bb b = {0};
     struct bb_conn p, r;
     uint64_t t0, errors;
     int rc;
 
     if ((rc = bb_parse_args(&b, argc, argv)) >= 0)
         return rc;
-    if (b.mode == BB_WORKER)
+    if (b.mode == ARGS_MODE_WORKER)
         return bb_worker(&b);
     if ((b.lat = calloc(b.jobs, sizeof(*b.lat))) == NULL) {
         fprintf(stderr, "beanstalk-bench: out of memory for %" PRIu64 " jobs\n", b.jobs);
@@ -1085,7 +1021,7 @@ main(int argc, char **argv)
     if ((rc = bb_producer_open(&b, &p, &r)) != 0)
         return rc;
     t0 = lat_now_ns();
-    if (b.mode == BB_LATENCY)
+    if (b.mode == ARGS_MODE_LATENCY)
         bb_latency(&b, &p, &r);
     else
         bb_throughput(&b, &p, &r);

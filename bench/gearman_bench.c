@@ -34,7 +34,6 @@
  */
 #include <ctype.h>
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -50,15 +49,11 @@
 #define GB_FUNCTION   "upper"
 #define GB_UNIQUE_MAX 32 /* "<pid hex>-<seq hex>" and its NUL */
 
-enum gb_mode { GB_NONE, GB_WORKER, GB_THROUGHPUT, GB_LATENCY };
-
-static const char *const gb_mode_names[] = {"", "worker", "throughput", "latency"};
-
 struct gb {
     const char *addr;
     char host[256];
     in_port_t port;
-    int mode; /* enum gb_mode */
+    int mode; /* enum args_mode */
     uint64_t jobs;
     unsigned inflight;
     size_t size;
@@ -196,7 +191,7 @@ gb_complete(gearman_task_st *task)
             return GEARMAN_SUCCESS;
         }
     s->ok = 1;
-    if (b->mode == GB_THROUGHPUT)
+    if (b->mode == ARGS_MODE_THROUGHPUT)
         b->lat[b->nlat++] = t1 - s->t0;
     return GEARMAN_SUCCESS;
 }
@@ -231,7 +226,7 @@ gb_batch(struct gb *b, struct gb_slot *slots, unsigned n)
     for (struct gb_slot *s = slots; s < slots + n; s++) {
         if (!s->done)
             gb_error(b, 1, "result", "job failed or never came back");
-        else if (s->ok && b->mode == GB_LATENCY)
+        else if (s->ok && b->mode == ARGS_MODE_LATENCY)
             b->lat[b->nlat++] = t1 - s->t0;
     }
     /* A run that failed may leave tasks behind; start the next one clean. */
@@ -242,7 +237,7 @@ gb_batch(struct gb *b, struct gb_slot *slots, unsigned n)
 static int
 gb_client(struct gb *b)
 {
-    unsigned k = b->mode == GB_LATENCY ? 1 : b->inflight;
+    unsigned k = b->mode == ARGS_MODE_LATENCY ? 1 : b->inflight;
     struct gb_slot *slots;
     char *payloads;
     uint64_t t0;
@@ -282,7 +277,7 @@ gb_client(struct gb *b)
                 b->first_error);
     printf("server    %s\n", b->addr);
     printf("task      %s, %zu-byte payloads, mode %s\n", GB_FUNCTION, b->size,
-           gb_mode_names[b->mode]);
+           args_mode_names[b->mode]);
     printf("jobs      %" PRIu64 "\n", b->jobs);
     printf("inflight  %u\n", k);
     printf("elapsed   %.3f s\n", secs);
@@ -311,104 +306,40 @@ gb_usage(FILE *fp)
           fp);
 }
 
-/* Split "HOST:PORT" or "[V6]:PORT" into b->host, b->port. */
-static int
-gb_addr_parse(struct gb *b)
-{
-    const char *s = b->addr, *colon;
-    char *end;
-    size_t hlen;
-    unsigned long port;
-
-    if ((colon = strrchr(s, ':')) == NULL || colon[1] < '0' || colon[1] > '9')
-        return -1;
-    port = strtoul(colon + 1, &end, 10);
-    hlen = (size_t)(colon - s);
-    if (hlen >= 2 && s[0] == '[' && s[hlen - 1] == ']') {
-        s++;
-        hlen -= 2;
-    }
-    if (*end != '\0' || port == 0 || port > 65535 || hlen == 0 || hlen >= sizeof(b->host))
-        return -1;
-    memcpy(b->host, s, hlen);
-    b->host[hlen] = '\0';
-    b->port = (in_port_t)port;
-    return 0;
-}
-
 /* Returns -1 to go on, or an exit status. */
 static int
 gb_parse(struct gb *b, int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"server", required_argument, NULL, 's'},
-        {"mode", required_argument, NULL, 'm'},
-        {"jobs", required_argument, NULL, 'n'},
-        {"inflight", required_argument, NULL, 'k'},
-        {"size", required_argument, NULL, 'S'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    uint64_t v;
-    int ch;
+    struct args_load a = {.addr = "127.0.0.1:4730", .inflight = 1000, .size = 16};
+    char port[8], *end;
+    unsigned long p;
+    int rc;
 
-    while ((ch = getopt_long(argc, argv, "s:m:n:k:h", longopts, NULL)) != -1) {
-        switch (ch) {
-        case 's':
-            b->addr = optarg;
-            break;
-        case 'm':
-            for (b->mode = GB_LATENCY; b->mode > GB_NONE; b->mode--)
-                if (strcmp(optarg, gb_mode_names[b->mode]) == 0)
-                    break;
-            if (b->mode == GB_NONE) {
-                fprintf(stderr, "gearman-bench: --mode: worker, throughput or latency\n");
-                return 2;
-            }
-            break;
-        case 'n':
-            if (args_num("gearman-bench", "--jobs", optarg, 1, UINT64_MAX / 16, &b->jobs) != 0)
-                return 2;
-            break;
-        case 'k':
-            if (args_num("gearman-bench", "--inflight", optarg, 1, 1000000, &v) != 0)
-                return 2;
-            b->inflight = (unsigned)v;
-            break;
-        case 'S':
-            if (args_num("gearman-bench", "--size", optarg, 0, (uint64_t)1 << 26, &v) != 0)
-                return 2;
-            b->size = (size_t)v;
-            break;
-        case 'h':
-            gb_usage(stdout);
-            return 0;
-        default:
-            gb_usage(stderr);
-            return 2;
-        }
-    }
-    if (optind != argc || b->mode == GB_NONE) {
-        fprintf(stderr, "gearman-bench: %s\n",
-                b->mode ? "too many arguments" : "--mode is required");
-        return 2;
-    }
-    if (gb_addr_parse(b) != 0) {
+    if ((rc = args_load_parse("gearman-bench", argc, argv, UINT64_MAX / 16, (uint64_t)1 << 26,
+                              gb_usage, &a)) >= 0)
+        return rc;
+    b->addr = a.addr;
+    b->mode = a.mode;
+    b->jobs = a.jobs;
+    b->inflight = (unsigned)a.inflight;
+    b->size = (size_t)a.size;
+    if (args_hostport(b->addr, b->host, sizeof(b->host), port, sizeof(port)) != 0 ||
+        (p = strtoul(port, &end, 10)) == 0 || p > 65535 || *end != '\0' || port[0] < '0' ||
+        port[0] > '9') {
         fprintf(stderr, "gearman-bench: --server: expected HOST:PORT, got %s\n", b->addr);
         return 2;
     }
-    if (b->jobs == 0)
-        b->jobs = b->mode == GB_LATENCY ? 5000 : 100000;
+    b->port = (in_port_t)p;
     return -1;
 }
 
 int
 main(int argc, char **argv)
 {
-    struct gb b = {.addr = "127.0.0.1:4730", .inflight = 1000, .size = 16};
+    struct gb b = {0};
     int r;
 
     if ((r = gb_parse(&b, argc, argv)) >= 0)
         return r;
-    return b.mode == GB_WORKER ? gb_worker(&b) : gb_client(&b);
+    return b.mode == ARGS_MODE_WORKER ? gb_worker(&b) : gb_client(&b);
 }
