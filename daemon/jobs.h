@@ -262,7 +262,8 @@ void jobs_counts(const struct jobs *s, uint64_t *queued, uint64_t *running, uint
 /*
  * SIGHUP: apply the settings of cfg that can change while forqd runs:
  * max_queued, max_queues, result_ttl_ms, result_cache, the retry backoff,
- * worker_batch, max_jobs_per_worker and memory_limit (for workers started from now on),
+ * worker_batch (for jobs handed out from now on), max_jobs_per_worker and
+ * memory_limit (for workers started from now on),
  * the queue sections of cfg->conf, and its tasks: the table is rebuilt from
  * cfg->conf (task_table_rebuild), and when the tasks differ from the running
  * ones every worker is replaced between jobs. The rest of cfg is ignored (it needs a restart).
