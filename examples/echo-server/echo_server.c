@@ -15,7 +15,7 @@
  *
  *   ThreadingTCPServer(...)   echo_listen(): bind, listen, print the address
  *   serve_forever()           echo_serve(): poll the listener and a signalfd,
- *                             accept, one detached thread per connection
+ *                             accept, one thread per connection
  *   Handler.handle()          echo_conn_main(): read lines, answer each in turn
  *   line.upper()              echo_answer(): forq_submit("upper") on the one
  *                             forq_client every thread shares, then wait for
@@ -71,13 +71,15 @@ struct echo_server {
     int lfd;        /* listening socket */
     int sfd;        /* signalfd for SIGINT and SIGTERM */
     pthread_mutex_t mu;
-    pthread_cond_t idle;    /* nconns dropped to 0 */
-    struct echo_conn *head; /* under mu: open connections */
-    int nconns;             /* under mu */
+    pthread_cond_t idle;     /* nconns dropped to 0 */
+    struct echo_conn *head;  /* under mu: open connections */
+    struct echo_conn *ended; /* under mu: connections whose thread is leaving, to join */
+    int nconns;              /* under mu: open connections */
 };
 
 struct echo_conn {
     struct echo_server *srv;
+    pthread_t th;
     int fd;
     struct echo_conn *prev, *next; /* under srv->mu */
     int skipping;                  /* inside an over-long line: drop bytes up to '\n' */
@@ -396,7 +398,11 @@ echo_conn_recv(struct echo_conn *ec)
     return k;
 }
 
-/* Leave the server's list, close, and wake echo_stop when the last one goes. */
+/*
+ * Leave the open list for the ended one (whoever joins the thread frees ec),
+ * close, and wake echo_stop when the last one goes. The thread touches
+ * nothing after this.
+ */
 static void
 echo_conn_end(struct echo_conn *ec)
 {
@@ -411,10 +417,32 @@ echo_conn_end(struct echo_conn *ec)
         ec->next->prev = ec->prev;
     /* Closed under mu: echo_stop must never shut down an fd number reused since. */
     close(ec->fd);
+    ec->next = srv->ended;
+    srv->ended = ec;
     if (--srv->nconns == 0)
         pthread_cond_broadcast(&srv->idle);
     pthread_mutex_unlock(&srv->mu);
-    free(ec);
+}
+
+/*
+ * Join the threads of the connections that have ended and free them. A
+ * thread is joined rather than detached so that echo_stop returns only once
+ * every handler thread is gone, not just past its last use of the server.
+ */
+static void
+echo_reap(struct echo_server *srv)
+{
+    struct echo_conn *ec, *next;
+
+    pthread_mutex_lock(&srv->mu);
+    ec = srv->ended;
+    srv->ended = NULL;
+    pthread_mutex_unlock(&srv->mu);
+    for (; ec != NULL; ec = next) {
+        next = ec->next;
+        pthread_join(ec->th, NULL);
+        free(ec);
+    }
 }
 
 /* The handler thread: Handler.handle() of the Python exercise. */
@@ -435,25 +463,21 @@ echo_conn_main(void *arg)
 }
 
 /*
- * Give an accepted socket its own detached thread. The connection joins the
- * list here, on the accepting thread, so that echo_stop sees every one.
+ * Give an accepted socket its own thread. The connection joins the list
+ * here, on the accepting thread, so that echo_stop sees every one.
  */
 static void
 echo_conn_start(struct echo_server *srv, int fd)
 {
     struct echo_conn *ec = malloc(sizeof(*ec));
-    pthread_attr_t attr;
-    pthread_t th;
 
     if (ec == NULL) {
         close(fd);
         return;
     }
     *ec = (struct echo_conn){.srv = srv, .fd = fd};
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_mutex_lock(&srv->mu);
-    if (pthread_create(&th, &attr, echo_conn_main, ec) == 0) {
+    if (pthread_create(&ec->th, NULL, echo_conn_main, ec) == 0) {
         ec->next = srv->head;
         if (srv->head != NULL)
             srv->head->prev = ec;
@@ -462,7 +486,6 @@ echo_conn_start(struct echo_server *srv, int fd)
         ec = NULL;
     }
     pthread_mutex_unlock(&srv->mu);
-    pthread_attr_destroy(&attr);
     if (ec != NULL) {
         fprintf(stderr, ECHO_NAME ": cannot start a thread; closing the connection\n");
         close(fd);
@@ -481,6 +504,7 @@ echo_accept(struct echo_server *srv)
 {
     int fd = accept4(srv->lfd, NULL, NULL, SOCK_CLOEXEC);
 
+    echo_reap(srv); /* the threads of connections gone since the last accept */
     if (fd >= 0) {
         echo_conn_start(srv, fd);
         return;
@@ -529,6 +553,7 @@ echo_stop(struct echo_server *srv)
     while (srv->nconns > 0)
         pthread_cond_wait(&srv->idle, &srv->mu);
     pthread_mutex_unlock(&srv->mu);
+    echo_reap(srv);
     forq_client_free(srv->c);
 }
 
